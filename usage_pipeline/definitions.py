@@ -1,0 +1,32 @@
+"""The code location: ``dagster dev`` (via workspace.yaml) loads :func:`defs`."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from usage_pipeline.config import PipelineConfig, load_config
+from usage_pipeline.defs.daily import build_daily_definitions
+from usage_pipeline.defs.drop_watch import build_drop_watch, user_activity_drop_arrivals
+from usage_pipeline.defs.ingestion import ingest_file_job, inbox_file
+from usage_pipeline.defs.resources import PipelineResource
+from usage_pipeline.defs.sensors import build_followup_sensor, inbox_sensor
+
+
+def build_definitions(config: PipelineConfig) -> dg.Definitions:
+    """Every asset, check, job, sensor and schedule for one resolved configuration."""
+    daily = build_daily_definitions(config.timezone)
+    drop_job, drop_schedule = build_drop_watch(config)
+    rollup_job, snapshot_job = daily.jobs
+    return dg.Definitions(
+        assets=[inbox_file, user_activity_drop_arrivals, *daily.assets],
+        jobs=[ingest_file_job, *daily.jobs, drop_job],
+        sensors=[inbox_sensor, build_followup_sensor(rollup_job, snapshot_job)],
+        schedules=[*daily.schedules, drop_schedule],
+        resources={"pipeline": PipelineResource.from_config(config)},
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Load settings (file + environment) when Dagster loads the code location."""
+    return build_definitions(load_config())

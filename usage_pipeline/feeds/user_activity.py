@@ -1,0 +1,93 @@
+"""``user_activity``: Totango user-level usage (SPEC §2.1)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from usage_pipeline.days import FIRST_DAY, iso_days, parse_dates, parse_timestamp_days
+from usage_pipeline.feeds.base import ChunkResult, Feed, FileContext, validate
+from usage_pipeline.warehouse.tables import user_activity_contributions
+
+ID_COLUMNS = ("account_id", "user_id", "module", "activity")
+MAX_COUNT = 2**53  # exact in float64, far beyond any daily count
+
+
+def _whole(values: pd.Series) -> pd.Series:
+    return values == np.floor(values)
+
+
+@lru_cache(maxsize=64)
+def user_activity_schema(first_day: pd.Timestamp, last_day: pd.Timestamp) -> pa.DataFrameSchema:
+    """The pandera contract of a parsed ``user_activity`` chunk (days within the bounds)."""
+    identifier = pa.Column(object, nullable=False)
+    day_range = pa.Check(
+        lambda s: (s >= first_day) & (s <= last_day),
+        error=f"is outside the accepted days {first_day.date()} to {last_day.date()}",
+    )
+    day = pa.Column("datetime64[ns]", nullable=False, required=False, checks=[day_range])
+    return pa.DataFrameSchema(
+        {
+            **{name: identifier for name in ID_COLUMNS},
+            "count": pa.Column(
+                float,
+                nullable=False,
+                checks=[
+                    pa.Check(lambda s: s >= 0, error="is negative"),
+                    pa.Check(_whole, error="is not a whole number"),
+                    pa.Check(lambda s: s <= MAX_COUNT, error="is too large"),
+                ],
+            ),
+            "date": day,
+            "timestamp": day,
+        },
+        strict=True,
+        name="user_activity",
+    )
+
+
+class UserActivityFeed(Feed):
+    """Rows summed per (day, account, user, module, activity); invalid rows rejected singly."""
+
+    name = "user_activity"
+    required_columns = ("account_id", "user_id", "module", "activity", "count")
+    optional_columns = ("date", "timestamp")
+    target = user_activity_contributions
+    kinds = {
+        "count": "a number",
+        "date": "a YYYY-MM-DD date",
+        "timestamp": "an ISO 8601 timestamp",
+    }
+
+    def process_chunk(self, raw: pd.DataFrame, context: FileContext) -> ChunkResult:
+        fallback = pd.Timestamp(context.drop_day)
+        parsed = raw.loc[:, [c for c in ID_COLUMNS]].copy()
+        parsed["count"] = pd.to_numeric(raw["count"], errors="coerce")
+        day = pd.Series(fallback, index=raw.index, dtype="datetime64[ns]")
+        if "date" in raw.columns:
+            dates = parse_dates(raw["date"])
+            parsed["date"] = dates.where(raw["date"].notna(), fallback)
+            day = day.where(raw["date"].isna(), dates)
+        if "timestamp" in raw.columns:
+            stamps = parse_timestamp_days(raw["timestamp"], context.tz)
+            parsed["timestamp"] = stamps.where(raw["timestamp"].notna(), day)
+            day = day.where(raw["timestamp"].isna(), stamps)
+        last = pd.Timestamp(context.received_at.astimezone(context.tz).date() + timedelta(days=1))
+        schema = user_activity_schema(pd.Timestamp(FIRST_DAY), max(last, fallback))
+        valid, errors, tally = validate(parsed, raw, schema, self.kinds)
+        good = parsed[valid.to_numpy()]
+        rows = pd.DataFrame(
+            {
+                "activity_date": iso_days(day[valid.to_numpy()]),
+                **{name: good[name].to_numpy() for name in ID_COLUMNS},
+                "count": good["count"].to_numpy().astype("int64"),
+            }
+        )
+        return ChunkResult(rows=rows, errors=errors, failures=tally)
+
+
+USER_ACTIVITY = UserActivityFeed()

@@ -1,0 +1,403 @@
+"""Ingest one file version: ledger, validation, load, correction, quarantine.
+
+Every file version loads in one database transaction: its rows, its rejected rows, the
+supersession of the key's previous version and its final ledger status commit together.
+The only write outside it is the ``processing`` ledger row that claims the version first.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from usage_pipeline.config import PipelineConfig
+from usage_pipeline.days import drop_date
+from usage_pipeline.feeds import FEEDS, Feed, FileContext
+from usage_pipeline.reading import FileFormatError, is_supported, open_csv
+from usage_pipeline.sources import FileSource, SourceObject, UnsafeKeyError, check_key, sha256_file
+from usage_pipeline.warehouse.bulk import bulk_insert
+from usage_pipeline.warehouse.engine import read_connection
+from usage_pipeline.warehouse.tables import (
+    ingested_files,
+    rejected_rows,
+    user_activity_contributions,
+)
+
+FINAL_STATUSES = ("loaded", "rejected", "duplicate")
+PREVIEW_ROWS = 5
+
+
+@dataclass
+class IngestOutcome:
+    """What happened to one file version (also the Dagster materialisation metadata)."""
+
+    source_key: str
+    sha256: str
+    feed: str
+    status: str
+    file_id: int | None = None
+    rows_total: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    error: str | None = None
+    days_touched: list[date] = field(default_factory=list)
+    min_day: date | None = None
+    max_day: date | None = None
+    quarantine: str | None = None
+    duplicate_of: int | None = None
+    superseded: list[int] = field(default_factory=list)
+    failures: Counter[str] = field(default_factory=Counter)
+    preview: pd.DataFrame | None = None
+    already_done: bool = False
+
+    @property
+    def reject_ratio(self) -> float:
+        return self.rows_rejected / self.rows_total if self.rows_total else 0.0
+
+
+class _Rejected(Exception):
+    """Internal: the file as a whole is rejected for the given reason."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _claim(engine: sa.Engine, obj: SourceObject, feed: str, sha: str) -> tuple[int, str]:
+    """Find or insert the ledger row of this version; return (file_id, status)."""
+    identity = (ingested_files.c.source_key == obj.key) & (ingested_files.c.sha256 == sha)
+    query = sa.select(ingested_files.c.file_id, ingested_files.c.status).where(identity)
+    for _ in range(2):
+        with engine.begin() as conn:
+            row = conn.execute(query).first()
+            if row is not None:
+                return int(row.file_id), str(row.status)
+            try:
+                with conn.begin_nested():
+                    file_id = conn.execute(
+                        ingested_files.insert().returning(ingested_files.c.file_id),
+                        {
+                            "feed": feed,
+                            "source_key": obj.key,
+                            "sha256": sha,
+                            "size_bytes": obj.size,
+                            "status": "processing",
+                            "received_at": obj.last_modified,
+                        },
+                    ).scalar_one()
+                return int(file_id), "processing"
+            except sa.exc.IntegrityError:
+                continue  # another run claimed it at the same moment: read its row
+    raise RuntimeError(f"Could not claim the ledger row of {obj.key}.")
+
+
+def _lock_status(conn: sa.Connection, file_id: int) -> str:
+    query = sa.select(ingested_files.c.status).where(ingested_files.c.file_id == file_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return str(conn.execute(query).scalar_one())
+
+
+def _find_duplicate(conn: sa.Connection, feed: str, obj: SourceObject, sha: str) -> sa.Row | None:
+    f = ingested_files.c
+    return conn.execute(
+        sa.select(f.file_id, f.source_key)
+        .where(f.feed == feed, f.sha256 == sha, f.status == "loaded", f.source_key != obj.key)
+        .order_by(f.file_id)
+        .limit(1)
+    ).first()
+
+
+def _supersede_previous(conn: sa.Connection, key: str, file_id: int) -> tuple[list[int], set[date]]:
+    """Retire the key's currently loaded version(s); return their ids and the days they fed."""
+    f, c = ingested_files.c, user_activity_contributions.c
+    previous = conn.execute(
+        sa.select(f.file_id).where(f.source_key == key, f.status == "loaded", f.file_id != file_id)
+    ).scalars().all()
+    days: set[date] = set()
+    for old_id in previous:
+        old_days = conn.execute(
+            sa.select(c.activity_date).where(c.file_id == old_id).distinct()
+        ).scalars().all()
+        days.update(_as_date(d) for d in old_days)
+        if old_days:
+            conn.execute(
+                user_activity_contributions.delete().where(
+                    c.activity_date.in_(old_days), c.file_id == old_id
+                )
+            )
+        conn.execute(
+            ingested_files.update().where(f.file_id == old_id).values(status="superseded")
+        )
+    return list(previous), days
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+class _ErrorLog:
+    """Streams per-cell errors to two temporary CSVs so memory stays bounded however many
+    rows fail: ``errors.csv`` for the user (original columns + row_number, column, error)
+    and ``rejected_rows.csv`` for the ``rejected_rows`` table."""
+
+    def __init__(self, folder: Path) -> None:
+        self.errors_path = folder / "errors.csv"
+        self.rows_path = folder / "rejected_rows.csv"
+        self._header: list[str] | None = None
+        self._errors_handle = self.errors_path.open("w", newline="", encoding="utf-8")
+        self._rows_handle = self.rows_path.open("w", newline="", encoding="utf-8")
+        self._errors = csv.writer(self._errors_handle)
+        self._rows = csv.writer(self._rows_handle)
+        self._rows.writerow(["row_number", "column_name", "value", "error"])
+        self.count = 0
+        self.first: str | None = None
+
+    def start(self, original_header: list[str]) -> None:
+        """Write the errors.csv header once the file's own header is known."""
+        if self._header is None:
+            self._header = original_header
+            self._errors.writerow([*original_header, "row_number", "column", "error"])
+
+    def add(self, raw: pd.DataFrame, errors: pd.DataFrame) -> None:
+        if errors.empty:
+            return
+        originals = raw.loc[errors["row_number"].to_numpy()].astype(object)
+        originals = originals.where(originals.notna(), "")
+        records = errors.itertuples(index=False, name=None)
+        for values, (row, column, value, error) in zip(
+            originals.itertuples(index=False, name=None), records
+        ):
+            self._errors.writerow([*values, row, column, error])
+            self._rows.writerow([row, column, value, error])
+        if self.first is None:
+            first = errors.iloc[0]
+            self.first = f"row {first['row_number']}, column {first['column_name']}: {first['error']}"
+        self.count += len(errors)
+
+    def add_file_error(self, reason: str) -> None:
+        self.start([])
+        self._errors.writerow([*([""] * len(self._header or [])), "", "", reason])
+
+    def close(self) -> None:
+        self.start([])
+        self._errors_handle.close()
+        self._rows_handle.close()
+
+
+def _load_rows(
+    conn: sa.Connection,
+    feed: Feed,
+    path: Path,
+    obj: SourceObject,
+    file_id: int,
+    config: PipelineConfig,
+    log: _ErrorLog,
+    outcome: IngestOutcome,
+) -> None:
+    """Stream the file into the feed's table, errors into ``log``. Raises _Rejected."""
+    context = FileContext(
+        key=obj.key,
+        drop_day=drop_date(obj.name, obj.last_modified, config.tz),
+        received_at=obj.last_modified,
+        tz=config.tz,
+    )
+    stream = open_csv(path, obj.name, config.max_file_bytes, config.chunk_rows)
+    log.start(stream.original_header)
+    problem = feed.header_problem(stream.header)
+    if problem:
+        raise _Rejected(problem)
+    days: set[str] = set()
+    for raw in stream.chunks():
+        result = feed.process_chunk(raw, context)
+        outcome.rows_total += len(raw)
+        outcome.rows_loaded += len(result.rows)
+        outcome.failures.update(result.failures)
+        log.add(raw, result.errors)
+        if outcome.preview is None and len(result.rows):
+            outcome.preview = result.rows.head(PREVIEW_ROWS)
+        if len(result.rows):
+            days.update(pd.unique(result.rows["activity_date"]))
+            bulk_insert(conn, feed.target, result.rows.assign(file_id=file_id))
+    outcome.rows_rejected = outcome.rows_total - outcome.rows_loaded
+    if outcome.rows_total == 0:
+        raise _Rejected("the file has a header but no data rows")
+    day_list = sorted(date.fromisoformat(d) for d in days)
+    outcome.days_touched = day_list
+    outcome.min_day, outcome.max_day = (day_list[0], day_list[-1]) if day_list else (None, None)
+    if outcome.reject_ratio > config.max_reject_ratio:
+        raise _Rejected(
+            f"{outcome.rows_rejected} of {outcome.rows_total} rows are invalid, more than the"
+            f" max_reject_ratio of {config.max_reject_ratio:g} (first: {log.first})"
+        )
+
+
+def _store_rejected_rows(conn: sa.Connection, file_id: int, rows_path: Path) -> None:
+    conn.execute(rejected_rows.delete().where(rejected_rows.c.file_id == file_id))
+    for chunk in pd.read_csv(rows_path, dtype=str, keep_default_na=False, chunksize=100_000):
+        chunk["row_number"] = chunk["row_number"].astype("int64")
+        chunk["value"] = chunk["value"].where(chunk["value"] != "", None)
+        bulk_insert(conn, rejected_rows, chunk.assign(file_id=file_id))
+
+
+def ingest_file(
+    engine: sa.Engine,
+    source: FileSource,
+    obj: SourceObject,
+    config: PipelineConfig,
+    *,
+    expected_sha: str | None = None,
+    force: bool = False,
+) -> IngestOutcome:
+    """Ingest one object of the inbox; idempotent for a given (key, bytes) version.
+
+    ``expected_sha`` (a prefix is enough) guards against the object having changed since it
+    was sensed; ``force`` loads a version held back as a duplicate.
+    """
+    feed_name = obj.feed
+    with source.local_copy(obj.key) as path:
+        sha = sha256_file(path)
+        if expected_sha and not sha.startswith(expected_sha):
+            return IngestOutcome(obj.key, sha, feed_name, status="changed", already_done=True,
+                                 error="the object changed after it was sensed; its new"
+                                 " version is ingested by its own run")
+        file_id, status = _claim(engine, obj, feed_name, sha)
+        if status in FINAL_STATUSES and not (force and status in ("duplicate", "rejected")):
+            return _existing_outcome(engine, file_id)
+        with tempfile.TemporaryDirectory(prefix="usage_pipeline_") as folder:
+            return _ingest_claimed(engine, source, obj, config, path, Path(folder),
+                                   file_id, sha, force)
+
+
+def _file_problem(obj: SourceObject) -> str | None:
+    try:
+        check_key(obj.key)
+    except UnsafeKeyError:
+        return "its key contains '..', '.', a backslash or control characters and is refused"
+    if not obj.feed:
+        return f"it is not inside a feed folder (expected one of: {', '.join(sorted(FEEDS))})"
+    if obj.feed not in FEEDS:
+        return f"folder {obj.feed!r} is not a known feed (known feeds: {', '.join(sorted(FEEDS))})"
+    if not is_supported(obj.name):
+        return "only .csv and .csv.gz files are accepted"
+    return None
+
+
+def _ingest_claimed(
+    engine: sa.Engine,
+    source: FileSource,
+    obj: SourceObject,
+    config: PipelineConfig,
+    path: Path,
+    folder: Path,
+    file_id: int,
+    sha: str,
+    force: bool,
+) -> IngestOutcome:
+    outcome = IngestOutcome(obj.key, sha, obj.feed, status="loaded", file_id=file_id)
+    with engine.begin() as conn:
+        status = _lock_status(conn, file_id)
+        if status in FINAL_STATUSES and not (force and status in ("duplicate", "rejected")):
+            conn.rollback()
+            return _existing_outcome(engine, file_id)
+        problem = _file_problem(obj)
+        duplicate = None if (force or problem) else _find_duplicate(conn, obj.feed, obj, sha)
+        log: _ErrorLog | None = None
+        if duplicate is not None:
+            outcome.status, outcome.duplicate_of = "duplicate", int(duplicate.file_id)
+            outcome.error = (
+                f"File {obj.key} has the same bytes as file {duplicate.file_id}"
+                f" ({duplicate.source_key}) and was not loaded; run"
+                f" 'usage-pipeline ingest --force {obj.key}' to load it anyway."
+            )
+        elif problem:
+            outcome.status, outcome.error = "rejected", f"File {obj.key} is rejected: {problem}."
+        else:
+            feed = FEEDS[obj.feed]
+            log = _ErrorLog(folder)
+            savepoint = conn.begin_nested()
+            try:
+                _load_rows(conn, feed, path, obj, file_id, config, log, outcome)
+                savepoint.commit()
+            except (_Rejected, FileFormatError) as exc:
+                savepoint.rollback()
+                log.add_file_error(str(exc))
+                outcome.status, outcome.rows_loaded = "rejected", 0
+                outcome.days_touched, outcome.min_day, outcome.max_day = [], None, None
+                outcome.error = f"File {obj.key} is rejected: {exc}."
+            finally:
+                log.close()
+            _store_rejected_rows(conn, file_id, log.rows_path)
+            if outcome.status == "loaded":
+                superseded, old_days = _supersede_previous(conn, obj.key, file_id)
+                outcome.superseded = superseded
+                outcome.days_touched = sorted(set(outcome.days_touched) | old_days)
+                if log.count:
+                    outcome.error = (
+                        f"File {obj.key}: {outcome.rows_rejected} of {outcome.rows_total} rows"
+                        f" rejected (first: {log.first})."
+                    )
+        if problem and duplicate is None:
+            log = _ErrorLog(folder)
+            log.add_file_error(outcome.error or problem)
+            log.close()
+        if log is not None and (outcome.status == "rejected" or outcome.rows_rejected):
+            outcome.quarantine = _quarantine(source, obj, path, log.errors_path, outcome)
+        conn.execute(
+            ingested_files.update()
+            .where(ingested_files.c.file_id == file_id)
+            .values(
+                feed=obj.feed,
+                status=outcome.status,
+                rows_total=outcome.rows_total if outcome.status != "duplicate" else None,
+                rows_loaded=outcome.rows_loaded if outcome.status != "duplicate" else None,
+                rows_rejected=outcome.rows_rejected if outcome.status != "duplicate" else None,
+                error=outcome.error,
+                processed_at=_now(),
+                min_day=outcome.min_day if outcome.status == "loaded" else None,
+                max_day=outcome.max_day if outcome.status == "loaded" else None,
+            )
+        )
+    return outcome
+
+
+def _quarantine(
+    source: FileSource, obj: SourceObject, path: Path, error_log: Path, outcome: IngestOutcome
+) -> str | None:
+    """Copy a rejected file (or only the errors of a partly loaded one) to the quarantine."""
+    try:
+        check_key(obj.key)
+    except UnsafeKeyError:
+        return None
+    files = {".errors.csv": error_log}
+    if outcome.status == "rejected":
+        files = {"": path, **files}
+    return source.write_quarantine(obj.key, files)
+
+
+def _existing_outcome(engine: sa.Engine, file_id: int) -> IngestOutcome:
+    with read_connection(engine) as conn:
+        row = conn.execute(
+            sa.select(ingested_files).where(ingested_files.c.file_id == file_id)
+        ).one()
+    return IngestOutcome(
+        source_key=row.source_key,
+        sha256=row.sha256,
+        feed=row.feed,
+        status=row.status,
+        file_id=row.file_id,
+        rows_total=row.rows_total or 0,
+        rows_loaded=row.rows_loaded or 0,
+        rows_rejected=row.rows_rejected or 0,
+        error=row.error,
+        min_day=row.min_day,
+        max_day=row.max_day,
+        already_done=True,
+    )

@@ -1,0 +1,88 @@
+"""The file-source interface shared by the local-folder and S3 inboxes."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+IN_FLIGHT_SUFFIXES = (".tmp", ".part")
+IN_FLIGHT_MARKERS = ("_COPYING_",)
+
+
+class UnsafeKeyError(ValueError):
+    """A key that could escape the inbox (absolute, ``..``, control characters)."""
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    """One object in the inbox, addressed by its key relative to the inbox root."""
+
+    key: str
+    size: int
+    last_modified: datetime
+
+    @property
+    def feed(self) -> str:
+        """The first path segment names the feed ('' for a file at the inbox root)."""
+        parts = self.key.split("/")
+        return parts[0] if len(parts) > 1 else ""
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative POSIX key, else raise :class:`UnsafeKeyError`."""
+    if not key or key.startswith("/") or "\\" in key or any(ord(c) < 32 for c in key):
+        raise UnsafeKeyError(f"Key {key!r} is not a safe relative path.")
+    parts = PurePosixPath(key).parts
+    if any(part in ("..", ".") for part in key.split("/")) or not parts:
+        raise UnsafeKeyError(f"Key {key!r} contains '..' or '.' segments.")
+    return key
+
+
+def is_ignored(key: str) -> bool:
+    """Hidden files and in-flight uploads are never sensed."""
+    segments = [s for s in key.split("/") if s]
+    if any(s.startswith((".", "_")) for s in segments):
+        return True
+    name = segments[-1] if segments else ""
+    return name.lower().endswith(IN_FLIGHT_SUFFIXES) or any(m in name for m in IN_FLIGHT_MARKERS)
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FileSource(ABC):
+    """An inbox: list objects, read one as a local file, write quarantine copies."""
+
+    uri: str
+
+    @abstractmethod
+    def list_objects(self) -> Iterator[SourceObject]:
+        """Every object under the inbox that is not hidden or in flight."""
+
+    @abstractmethod
+    def stat(self, key: str) -> SourceObject | None:
+        """The object's current size and last-modified time, or None if it is gone."""
+
+    @abstractmethod
+    def local_copy(self, key: str) -> AbstractContextManager[Path]:
+        """A context manager yielding a local path holding the object's bytes."""
+
+    @abstractmethod
+    def write_quarantine(self, key: str, files: dict[str, Path]) -> str:
+        """Store ``files`` (name suffix -> local path) as ``key + suffix`` in the quarantine;
+        return the location of the first one."""

@@ -1,0 +1,74 @@
+"""An S3 inbox (``s3://bucket/prefix/``), any S3 API endpoint (AWS, MinIO, moto)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from usage_pipeline.sources.base import FileSource, SourceObject, check_key, is_ignored
+
+QUARANTINE_FOLDER = "quarantine/"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> ``("bucket", "a/b/")`` (prefix always ends with ``/`` or is empty)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValueError(f"Inbox {uri!r} is not an s3://bucket/prefix URI.")
+    prefix = parsed.path.lstrip("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return parsed.netloc, prefix
+
+
+class S3Source(FileSource):
+    """Objects under a bucket prefix; quarantine is a ``quarantine/`` prefix beside it."""
+
+    def __init__(self, uri: str, client: Any) -> None:
+        self.uri = uri
+        self.bucket, self.prefix = split_s3_uri(uri)
+        self.client = client
+        parent = self.prefix.rstrip("/").rpartition("/")[0]
+        self.quarantine_prefix = f"{parent}/{QUARANTINE_FOLDER}" if parent else QUARANTINE_FOLDER
+
+    def _object(self, key: str, size: int, modified: Any) -> SourceObject:
+        return SourceObject(key=key, size=int(size), last_modified=modified.astimezone(timezone.utc))
+
+    def list_objects(self) -> Iterator[SourceObject]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Contents", []):
+                key = item["Key"][len(self.prefix):]
+                if not key or key.endswith("/") or is_ignored(key):
+                    continue
+                if not self.prefix and key.startswith(QUARANTINE_FOLDER):
+                    continue
+                yield self._object(key, item["Size"], item["LastModified"])
+
+    def stat(self, key: str) -> SourceObject | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return self._object(key, head["ContentLength"], head["LastModified"])
+
+    @contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="usage_pipeline_s3_") as folder:
+            path = Path(folder) / "object"
+            with path.open("wb") as handle:
+                self.client.download_fileobj(self.bucket, self.prefix + key, handle)
+            yield path
+
+    def write_quarantine(self, key: str, files: dict[str, Path]) -> str:
+        target = self.quarantine_prefix + check_key(key)
+        for suffix, path in files.items():
+            self.client.upload_file(str(path), self.bucket, target + suffix)
+        return f"s3://{self.bucket}/{target}{next(iter(files))}"

@@ -1,0 +1,97 @@
+"""Engines for the warehouse URL (SQLite by default, PostgreSQL via psycopg 3)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from usage_pipeline.warehouse.tables import metadata
+
+_ENGINES: dict[tuple[str, int], sa.Engine] = {}
+READ_ONLY = "usage_pipeline_read_only"
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be reached or prepared."""
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` / ``postgres://`` and use the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def is_postgres(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def _configure_sqlite(engine: sa.Engine) -> None:
+    """WAL for readers beside the one writer; BEGIN IMMEDIATE so writers queue, not deadlock."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=120000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection):  # type: ignore[no-untyped-def]
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def get_engine(url: str) -> sa.Engine:
+    """A cached engine (one per URL and process) whose tables exist."""
+    url = normalise_url(url)
+    cache_key = (url, os.getpid())
+    if cache_key in _ENGINES:
+        return _ENGINES[cache_key]
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 120})
+        _configure_sqlite(engine)
+    else:
+        engine = sa.create_engine(url, pool_pre_ping=True)
+    try:
+        create_tables(engine)
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise WarehouseError(f"Cannot open the warehouse {parsed!r}: {reason}.") from exc
+    _ENGINES[cache_key] = engine
+    return engine
+
+
+@contextmanager
+def read_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection for queries only: on SQLite it does not take the write lock, so reads
+    never wait for (or block) the one writer."""
+    with engine.connect() as conn:
+        yield conn.execution_options(**{READ_ONLY: True})
+
+
+def create_tables(engine: sa.Engine) -> None:
+    """Create every table that does not exist yet (safe to race between processes)."""
+    with engine.begin() as conn:
+        if is_postgres(engine):
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7248310)")
+        metadata.create_all(conn, checkfirst=True)
+
+
+def dispose_engines() -> None:
+    """Close every cached engine (tests, forked workers)."""
+    for engine in _ENGINES.values():
+        engine.dispose()
+    _ENGINES.clear()

@@ -1,0 +1,130 @@
+"""SQLAlchemy Core metadata: the single definition of every warehouse table.
+
+Public tables (names and columns are the analysts' contract, SPEC §3) and the internal
+``user_activity_contributions`` table that keeps each loaded file's rows so that a
+correction can replace exactly that file's contribution.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# BIGINT in PostgreSQL, INTEGER (the rowid alias that autoincrements) in SQLite.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Day = sa.Date
+Instant = sa.DateTime(timezone=True)
+
+FILE_STATUSES = ("processing", "loaded", "rejected", "duplicate", "superseded")
+
+ingested_files = sa.Table(
+    "ingested_files",
+    metadata,
+    sa.Column("file_id", Id, primary_key=True, autoincrement=True),
+    sa.Column("feed", sa.Text, nullable=False),
+    sa.Column("source_key", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("rows_total", sa.BigInteger),
+    sa.Column("rows_loaded", sa.BigInteger),
+    sa.Column("rows_rejected", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.Column("received_at", Instant, nullable=False),
+    sa.Column("processed_at", Instant),
+    sa.Column("min_day", Day),
+    sa.Column("max_day", Day),
+    sa.UniqueConstraint("source_key", "sha256", name="uq_ingested_files_identity"),
+    sa.CheckConstraint(
+        "status IN ('processing', 'loaded', 'rejected', 'duplicate', 'superseded')",
+        name="ck_ingested_files_status",
+    ),
+    sa.Index("ix_ingested_files_feed_sha", "feed", "sha256"),
+)
+
+rejected_rows = sa.Table(
+    "rejected_rows",
+    metadata,
+    sa.Column("file_id", Id, primary_key=True),
+    sa.Column("row_number", sa.BigInteger, primary_key=True),
+    sa.Column("column_name", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text),
+    sa.Column("error", sa.Text, nullable=False),
+)
+
+user_activity_contributions = sa.Table(
+    "user_activity_contributions",
+    metadata,
+    sa.Column("file_id", Id, nullable=False),
+    sa.Column("activity_date", Day, nullable=False),
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("module", sa.Text, nullable=False),
+    sa.Column("activity", sa.Text, nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Index("ix_user_activity_contributions_day_file", "activity_date", "file_id"),
+)
+
+user_activity_daily = sa.Table(
+    "user_activity_daily",
+    metadata,
+    sa.Column("activity_date", Day, primary_key=True),
+    sa.Column("account_id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("module", sa.Text, primary_key=True),
+    sa.Column("activity", sa.Text, primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+
+account_activity_daily = sa.Table(
+    "account_activity_daily",
+    metadata,
+    sa.Column("activity_date", Day, primary_key=True),
+    sa.Column("account_id", sa.Text, primary_key=True),
+    sa.Column("module", sa.Text, primary_key=True),
+    sa.Column("activity", sa.Text, primary_key=True),
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("active_users", sa.BigInteger),
+)
+
+account_usage_snapshot = sa.Table(
+    "account_usage_snapshot",
+    metadata,
+    sa.Column("snapshot_date", Day, primary_key=True),
+    sa.Column("account_id", sa.Text, primary_key=True),
+    sa.Column("active_users_1d", sa.BigInteger, nullable=False),
+    sa.Column("active_users_7d", sa.BigInteger, nullable=False),
+    sa.Column("active_users_30d", sa.BigInteger, nullable=False),
+    sa.Column("activity_1d", sa.BigInteger, nullable=False),
+    sa.Column("activity_7d", sa.BigInteger, nullable=False),
+    sa.Column("activity_30d", sa.BigInteger, nullable=False),
+    sa.Column("activity_change_30d_pct", sa.Float),
+    sa.Column("top_module_30d", sa.Text),
+    sa.Column("last_activity_date", Day),
+    sa.Column("days_since_last_activity", sa.Integer),
+)
+
+user_usage_snapshot = sa.Table(
+    "user_usage_snapshot",
+    metadata,
+    sa.Column("snapshot_date", Day, primary_key=True),
+    sa.Column("account_id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("last_active_date", Day),
+    sa.Column("days_since_last_active", sa.Integer),
+    sa.Column("activity_7d", sa.BigInteger, nullable=False),
+    sa.Column("activity_30d", sa.BigInteger, nullable=False),
+    sa.Column("top_module_30d", sa.Text),
+)
+
+# The accounts directory (SPEC §2.4); filled by the accounts feed, read by snapshots.
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("account_id", sa.Text, primary_key=True),
+    sa.Column("crm_id", sa.Text),
+    sa.Column("domain", sa.Text),
+    sa.Column("name", sa.Text),
+)
