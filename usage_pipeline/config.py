@@ -111,8 +111,12 @@ _FILE_KEYS: dict[str, tuple[str, Any]] = {
 # Keys owned by feeds that later issues implement; accepted so one config file serves all.
 _RESERVED_SECTIONS = {"products", "imports", "usage_events", "events"}
 
-_ENV_KEYS = {ENV_INBOX: "inbox", ENV_WAREHOUSE: "warehouse", ENV_TIMEZONE: "timezone",
-             ENV_S3_ENDPOINT: "s3_endpoint_url"}
+_ENV_KEYS = {
+    ENV_INBOX: "inbox",
+    ENV_WAREHOUSE: "warehouse",
+    ENV_TIMEZONE: "timezone",
+    ENV_S3_ENDPOINT: "s3_endpoint_url",
+}
 
 
 def _validated(config: PipelineConfig) -> PipelineConfig:

@@ -7,7 +7,7 @@ import dagster as dg
 from usage_pipeline.config import PipelineConfig, load_config
 from usage_pipeline.defs.daily import build_daily_definitions
 from usage_pipeline.defs.drop_watch import build_drop_watch, user_activity_drop_arrivals
-from usage_pipeline.defs.ingestion import ingest_file_job, inbox_file
+from usage_pipeline.defs.ingestion import inbox_file, ingest_file_job
 from usage_pipeline.defs.resources import PipelineResource
 from usage_pipeline.defs.sensors import build_followup_sensor, inbox_sensor
 

@@ -48,23 +48,31 @@ class DropStatus:
 def drop_status(conn: sa.Connection, day: date, tz: ZoneInfo) -> DropStatus:
     """Loaded files whose rows cover ``day``, and files received that day but rejected."""
     f = ingested_files.c
-    loaded = conn.execute(
-        sa.select(f.source_key)
-        .where(f.feed == DROP_FEED, f.status == "loaded", f.min_day <= day, f.max_day >= day)
-        .order_by(f.source_key)
-    ).scalars().all()
+    loaded = (
+        conn.execute(
+            sa.select(f.source_key)
+            .where(f.feed == DROP_FEED, f.status == "loaded", f.min_day <= day, f.max_day >= day)
+            .order_by(f.source_key)
+        )
+        .scalars()
+        .all()
+    )
     start, end = (
         datetime.combine(d, time(0), tzinfo=tz).astimezone(timezone.utc)
         for d in (day, day + timedelta(days=1))
     )
-    rejected = conn.execute(
-        sa.select(f.source_key)
-        .where(
-            f.feed == DROP_FEED,
-            f.status == "rejected",
-            f.received_at >= start,
-            f.received_at < end,
+    rejected = (
+        conn.execute(
+            sa.select(f.source_key)
+            .where(
+                f.feed == DROP_FEED,
+                f.status == "rejected",
+                f.received_at >= start,
+                f.received_at < end,
+            )
+            .order_by(f.source_key)
         )
-        .order_by(f.source_key)
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     return DropStatus(day, list(loaded), list(rejected))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -62,8 +63,13 @@ class IngestOutcome:
         return self.rows_rejected / self.rows_total if self.rows_total else 0.0
 
 
-class _Rejected(Exception):
-    """Internal: the file as a whole is rejected for the given reason."""
+class FileRejected(Exception):
+    """The file as a whole is rejected; the message is the reason (a clause)."""
+
+
+def rejection_sentence(key: str, reason: object) -> str:
+    """The one-sentence ledger error of a rejected file."""
+    return f"File {key} is rejected: {reason}."
 
 
 def _now() -> datetime:
@@ -118,14 +124,22 @@ def _find_duplicate(conn: sa.Connection, feed: str, obj: SourceObject, sha: str)
 def _supersede_previous(conn: sa.Connection, key: str, file_id: int) -> tuple[list[int], set[date]]:
     """Retire the key's currently loaded version(s); return their ids and the days they fed."""
     f, c = ingested_files.c, user_activity_contributions.c
-    previous = conn.execute(
-        sa.select(f.file_id).where(f.source_key == key, f.status == "loaded", f.file_id != file_id)
-    ).scalars().all()
+    previous = (
+        conn.execute(
+            sa.select(f.file_id).where(
+                f.source_key == key, f.status == "loaded", f.file_id != file_id
+            )
+        )
+        .scalars()
+        .all()
+    )
     days: set[date] = set()
     for old_id in previous:
-        old_days = conn.execute(
-            sa.select(c.activity_date).where(c.file_id == old_id).distinct()
-        ).scalars().all()
+        old_days = (
+            conn.execute(sa.select(c.activity_date).where(c.file_id == old_id).distinct())
+            .scalars()
+            .all()
+        )
         days.update(_as_date(d) for d in old_days)
         if old_days:
             conn.execute(
@@ -133,9 +147,7 @@ def _supersede_previous(conn: sa.Connection, key: str, file_id: int) -> tuple[li
                     c.activity_date.in_(old_days), c.file_id == old_id
                 )
             )
-        conn.execute(
-            ingested_files.update().where(f.file_id == old_id).values(status="superseded")
-        )
+        conn.execute(ingested_files.update().where(f.file_id == old_id).values(status="superseded"))
     return list(previous), days
 
 
@@ -143,7 +155,7 @@ def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-class _ErrorLog:
+class ErrorLog:
     """Streams per-cell errors to two temporary CSVs so memory stays bounded however many
     rows fail: ``errors.csv`` for the user (original columns + row_number, column, error)
     and ``rejected_rows.csv`` for the ``rejected_rows`` table."""
@@ -173,13 +185,15 @@ class _ErrorLog:
         originals = originals.where(originals.notna(), "")
         records = errors.itertuples(index=False, name=None)
         for values, (row, column, value, error) in zip(
-            originals.itertuples(index=False, name=None), records
+            originals.itertuples(index=False, name=None), records, strict=True
         ):
             self._errors.writerow([*values, row, column, error])
             self._rows.writerow([row, column, value, error])
         if self.first is None:
             first = errors.iloc[0]
-            self.first = f"row {first['row_number']}, column {first['column_name']}: {first['error']}"
+            self.first = (
+                f"row {first['row_number']}, column {first['column_name']}: {first['error']}"
+            )
         self.count += len(errors)
 
     def add_file_error(self, reason: str) -> None:
@@ -192,48 +206,51 @@ class _ErrorLog:
         self._rows_handle.close()
 
 
-def _load_rows(
-    conn: sa.Connection,
+def scan_file(
     feed: Feed,
     path: Path,
     obj: SourceObject,
-    file_id: int,
     config: PipelineConfig,
-    log: _ErrorLog,
+    log: ErrorLog,
     outcome: IngestOutcome,
+    sink: Callable[[pd.DataFrame], object],
 ) -> None:
-    """Stream the file into the feed's table, errors into ``log``. Raises _Rejected."""
+    """Read, validate and hand every valid chunk to ``sink``; errors go to ``log``, counts to
+    ``outcome``. Raises :class:`FileRejected` when the file as a whole is rejected."""
     context = FileContext(
         key=obj.key,
         drop_day=drop_date(obj.name, obj.last_modified, config.tz),
         received_at=obj.last_modified,
         tz=config.tz,
     )
-    stream = open_csv(path, obj.name, config.max_file_bytes, config.chunk_rows)
-    log.start(stream.original_header)
-    problem = feed.header_problem(stream.header)
-    if problem:
-        raise _Rejected(problem)
-    days: set[str] = set()
-    for raw in stream.chunks():
-        result = feed.process_chunk(raw, context)
-        outcome.rows_total += len(raw)
-        outcome.rows_loaded += len(result.rows)
-        outcome.failures.update(result.failures)
-        log.add(raw, result.errors)
-        if outcome.preview is None and len(result.rows):
-            outcome.preview = result.rows.head(PREVIEW_ROWS)
-        if len(result.rows):
-            days.update(pd.unique(result.rows["activity_date"]))
-            bulk_insert(conn, feed.target, result.rows.assign(file_id=file_id))
+    try:
+        stream = open_csv(path, obj.name, config.max_file_bytes, config.chunk_rows)
+        log.start(stream.original_header)
+        problem = feed.header_problem(stream.header)
+        if problem:
+            raise FileRejected(problem)
+        days: set[str] = set()
+        for raw in stream.chunks():
+            result = feed.process_chunk(raw, context)
+            outcome.rows_total += len(raw)
+            outcome.rows_loaded += len(result.rows)
+            outcome.failures.update(result.failures)
+            log.add(raw, result.errors)
+            if len(result.rows):
+                if outcome.preview is None:
+                    outcome.preview = result.rows.head(PREVIEW_ROWS)
+                days.update(pd.unique(result.rows["activity_date"]))
+                sink(result.rows)
+    except FileFormatError as exc:
+        raise FileRejected(str(exc)) from exc
     outcome.rows_rejected = outcome.rows_total - outcome.rows_loaded
     if outcome.rows_total == 0:
-        raise _Rejected("the file has a header but no data rows")
+        raise FileRejected("the file has a header but no data rows")
     day_list = sorted(date.fromisoformat(d) for d in days)
     outcome.days_touched = day_list
     outcome.min_day, outcome.max_day = (day_list[0], day_list[-1]) if day_list else (None, None)
     if outcome.reject_ratio > config.max_reject_ratio:
-        raise _Rejected(
+        raise FileRejected(
             f"{outcome.rows_rejected} of {outcome.rows_total} rows are invalid, more than the"
             f" max_reject_ratio of {config.max_reject_ratio:g} (first: {log.first})"
         )
@@ -265,15 +282,22 @@ def ingest_file(
     with source.local_copy(obj.key) as path:
         sha = sha256_file(path)
         if expected_sha and not sha.startswith(expected_sha):
-            return IngestOutcome(obj.key, sha, feed_name, status="changed", already_done=True,
-                                 error="the object changed after it was sensed; its new"
-                                 " version is ingested by its own run")
+            return IngestOutcome(
+                obj.key,
+                sha,
+                feed_name,
+                status="changed",
+                already_done=True,
+                error="the object changed after it was sensed; its new"
+                " version is ingested by its own run",
+            )
         file_id, status = _claim(engine, obj, feed_name, sha)
         if status in FINAL_STATUSES and not (force and status in ("duplicate", "rejected")):
             return _existing_outcome(engine, file_id)
         with tempfile.TemporaryDirectory(prefix="usage_pipeline_") as folder:
-            return _ingest_claimed(engine, source, obj, config, path, Path(folder),
-                                   file_id, sha, force)
+            return _ingest_claimed(
+                engine, source, obj, config, path, Path(folder), file_id, sha, force
+            )
 
 
 def _file_problem(obj: SourceObject) -> str | None:
@@ -309,7 +333,7 @@ def _ingest_claimed(
             return _existing_outcome(engine, file_id)
         problem = _file_problem(obj)
         duplicate = None if (force or problem) else _find_duplicate(conn, obj.feed, obj, sha)
-        log: _ErrorLog | None = None
+        log: ErrorLog | None = None
         if duplicate is not None:
             outcome.status, outcome.duplicate_of = "duplicate", int(duplicate.file_id)
             outcome.error = (
@@ -318,20 +342,29 @@ def _ingest_claimed(
                 f" 'usage-pipeline ingest --force {obj.key}' to load it anyway."
             )
         elif problem:
-            outcome.status, outcome.error = "rejected", f"File {obj.key} is rejected: {problem}."
+            outcome.status, outcome.error = "rejected", rejection_sentence(obj.key, problem)
         else:
             feed = FEEDS[obj.feed]
-            log = _ErrorLog(folder)
+            log = ErrorLog(folder)
             savepoint = conn.begin_nested()
             try:
-                _load_rows(conn, feed, path, obj, file_id, config, log, outcome)
+                scan_file(
+                    feed,
+                    path,
+                    obj,
+                    config,
+                    log,
+                    outcome,
+                    sink=lambda rows: bulk_insert(conn, feed.target, rows.assign(file_id=file_id)),
+                )
                 savepoint.commit()
-            except (_Rejected, FileFormatError) as exc:
+            except FileRejected as exc:
                 savepoint.rollback()
+                outcome.preview = None
                 log.add_file_error(str(exc))
                 outcome.status, outcome.rows_loaded = "rejected", 0
                 outcome.days_touched, outcome.min_day, outcome.max_day = [], None, None
-                outcome.error = f"File {obj.key} is rejected: {exc}."
+                outcome.error = rejection_sentence(obj.key, exc)
             finally:
                 log.close()
             _store_rejected_rows(conn, file_id, log.rows_path)
@@ -345,7 +378,7 @@ def _ingest_claimed(
                         f" rejected (first: {log.first})."
                     )
         if problem and duplicate is None:
-            log = _ErrorLog(folder)
+            log = ErrorLog(folder)
             log.add_file_error(outcome.error or problem)
             log.close()
         if log is not None and (outcome.status == "rejected" or outcome.rows_rejected):

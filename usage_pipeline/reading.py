@@ -34,6 +34,10 @@ class _LimitedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
     def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
         data = self.inner.read(len(buffer))
         self.total += len(data)
@@ -46,7 +50,11 @@ class _LimitedReader(io.RawIOBase):
 
 
 def _open_bytes(path: Path, name: str, limit: int) -> io.BufferedReader:
-    raw: io.BufferedIOBase = gzip.open(path, "rb") if name.lower().endswith(".gz") else path.open("rb")
+    """The file's (decompressed) bytes; the caller's reader owns and closes the handle."""
+    if name.lower().endswith(".gz"):
+        raw: io.BufferedIOBase = gzip.GzipFile(path, "rb")
+    else:
+        raw = io.FileIO(path, "rb")  # type: ignore[assignment]
     return io.BufferedReader(_LimitedReader(raw, limit), buffer_size=1 << 20)
 
 
@@ -78,6 +86,7 @@ class CsvStream:
     header: list[str]
     original_header: list[str]
     _chunks: Iterator[pd.DataFrame]
+    _handle: io.BufferedReader
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         try:
@@ -87,6 +96,8 @@ class CsvStream:
                 yield chunk
         except Exception as exc:  # every parser failure becomes one sentence
             raise FileFormatError(_reason(exc)) from exc
+        finally:
+            self._handle.close()
 
 
 def open_csv(path: Path, name: str, max_bytes: int, chunk_rows: int) -> CsvStream:
@@ -94,8 +105,8 @@ def open_csv(path: Path, name: str, max_bytes: int, chunk_rows: int) -> CsvStrea
 
     Blank cells become missing values; leading blanks in a cell are dropped.
     """
+    handle = _open_bytes(path, name, max_bytes)
     try:
-        handle = _open_bytes(path, name, max_bytes)
         reader = pd.read_csv(
             handle,
             dtype=str,
@@ -110,9 +121,13 @@ def open_csv(path: Path, name: str, max_bytes: int, chunk_rows: int) -> CsvStrea
         )
         first = reader.get_chunk()
     except StopIteration:
+        handle.close()
         raise FileFormatError("the file is empty") from None
     except Exception as exc:
+        handle.close()
         raise FileFormatError(_reason(exc)) from exc
     original = [str(c).strip() for c in first.columns]
     header = [c.lower() for c in original]
-    return CsvStream(header=header, original_header=original, _chunks=chain([first], reader))
+    return CsvStream(
+        header=header, original_header=original, _chunks=chain([first], reader), _handle=handle
+    )

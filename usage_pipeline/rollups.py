@@ -79,8 +79,15 @@ def rebuild_account_activity_day(conn: sa.Connection, day: date) -> int:
         .where(u.activity_date == day)
         .group_by(u.activity_date, u.account_id, u.module, u.activity)
     )
-    columns = ["activity_date", "account_id", "module", "activity", "source", "count",
-               "active_users"]
+    columns = [
+        "activity_date",
+        "account_id",
+        "module",
+        "activity",
+        "source",
+        "count",
+        "active_users",
+    ]
     result = conn.execute(account_activity_daily.insert().from_select(columns, grouped))
     return int(result.rowcount or 0)
 
@@ -90,8 +97,9 @@ def day_totals(conn: sa.Connection, day: date) -> DayTotals:
 
     def totals(table: sa.Table, *where: sa.ColumnElement[bool]) -> tuple[int, int]:
         row = conn.execute(
-            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(table.c["count"]), 0))
-            .where(table.c.activity_date == day, *where)
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(table.c["count"]), 0)).where(
+                table.c.activity_date == day, *where
+            )
         ).one()
         return int(row[0]), int(row[1])
 

@@ -13,12 +13,12 @@ from typing import Any
 import dagster as dg
 
 from usage_pipeline.config import PipelineConfig
+from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.daily import ROLLUP_JOB, SNAPSHOT_JOB
 from usage_pipeline.defs.drop_watch import DROP_WATCH_JOB
 from usage_pipeline.defs.followups import FollowupCursor, plan_rollups, plan_snapshot_refreshes
 from usage_pipeline.defs.partitions import INBOX_FILES
 from usage_pipeline.defs.tags import AS_OF_TAG, FORCE_TAG
-from usage_pipeline.definitions import build_definitions
 from usage_pipeline.sensing import InboxCursor, SensedFile, partition_key_for, sense
 from usage_pipeline.sources import SourceObject, open_source
 from usage_pipeline.warehouse.engine import get_engine
@@ -56,21 +56,31 @@ def open_instance() -> dg.DagsterInstance:
 class PipelineRunner:
     """Executes the pipeline's jobs in-process against one instance."""
 
-    def __init__(self, config: PipelineConfig, instance: dg.DagsterInstance) -> None:
+    def __init__(
+        self, config: PipelineConfig, instance: dg.DagsterInstance, log_level: str = "INFO"
+    ) -> None:
         self.config = config
         self.instance = instance
+        self.run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
         self.definitions = build_definitions(config)
         self.report = RunReport()
 
     def _execute(self, job_name: str, partition_key: str | None, tags: dict[str, str]) -> Any:
         job = self.definitions.resolve_job_def(job_name)
         result = job.execute_in_process(
-            instance=self.instance, partition_key=partition_key, tags=tags, raise_on_error=False
+            run_config=self.run_config,
+            instance=self.instance,
+            partition_key=partition_key,
+            tags=tags,
+            raise_on_error=False,
         )
         if not result.success:
             failure = next(
-                (e.event_specific_data.error.message.strip() for e in result.all_events
-                 if e.is_step_failure and e.event_specific_data and e.event_specific_data.error),
+                (
+                    e.event_specific_data.error.message.strip()
+                    for e in result.all_events
+                    if e.is_step_failure and e.event_specific_data and e.event_specific_data.error
+                ),
                 "the run failed",
             )
             self.report.failed_runs.append(f"{job_name} [{partition_key or '-'}]: {failure}")
@@ -118,11 +128,14 @@ class PipelineRunner:
 
 
 def run_pipeline(
-    config: PipelineConfig, instance: dg.DagsterInstance, as_of: datetime | None = None
+    config: PipelineConfig,
+    instance: dg.DagsterInstance,
+    as_of: datetime | None = None,
+    log_level: str = "INFO",
 ) -> RunReport:
     """Sense every new file, ingest, roll up, snapshot the day completed before ``as_of``."""
     as_of = as_of or datetime.now(timezone.utc)
-    runner = PipelineRunner(config, instance)
+    runner = PipelineRunner(config, instance, log_level)
     cursor = FollowupCursor.latest(instance)
     source = open_source(config.inbox, config.s3_endpoint_url)
     sensed, _ = sense(source, get_engine(config.warehouse), InboxCursor(None, {}), max_files=10**9)
@@ -134,10 +147,14 @@ def run_pipeline(
 
 
 def force_ingest(
-    config: PipelineConfig, instance: dg.DagsterInstance, obj: SourceObject, sha: str
+    config: PipelineConfig,
+    instance: dg.DagsterInstance,
+    obj: SourceObject,
+    sha: str,
+    log_level: str = "INFO",
 ) -> RunReport:
     """Load a version held back as a duplicate, then roll up the days it touched."""
-    runner = PipelineRunner(config, instance)
+    runner = PipelineRunner(config, instance, log_level)
     cursor = FollowupCursor.latest(instance)
     runner.ingest([SensedFile(obj, sha, partition_key_for(obj.key, sha), run_key="")], force=True)
     runner.follow_up(cursor)

@@ -62,7 +62,9 @@ class InboxCursor:
     def advanced(self, processed: list[SourceObject]) -> InboxCursor:
         if not processed:
             return self
-        mark = max([o.last_modified for o in processed] + ([self.high_water] if self.high_water else []))
+        mark = max(
+            [o.last_modified for o in processed] + ([self.high_water] if self.high_water else [])
+        )
         recent = dict(self.recent)
         recent.update({o.key: (o.last_modified.isoformat(), o.size) for o in processed})
         floor = mark - LOOKBACK
@@ -119,7 +121,11 @@ def sense(
             required, generation = needs_ingestion(conn, obj.key, sha)
             if required:
                 sensed.append(
-                    SensedFile(obj, sha, partition_key_for(obj.key, sha),
-                               run_key=f"{obj.key}@{sha}#{generation}")
+                    SensedFile(
+                        obj,
+                        sha,
+                        partition_key_for(obj.key, sha),
+                        run_key=f"{obj.key}@{sha}#{generation}",
+                    )
                 )
     return sensed, cursor.advanced(candidates)

@@ -1,6 +1,5 @@
 """Daily-partitioned rollups and snapshots (instance zone), their checks, jobs and schedule."""
 
-
 from dataclasses import dataclass
 from datetime import date
 
@@ -128,12 +127,10 @@ def build_daily_definitions(timezone: str) -> DailyDefinitions:
     rollup_job = dg.define_asset_job(
         ROLLUP_JOB,
         selection=dg.AssetSelection.assets(USER_ACTIVITY_DAILY, ACCOUNT_ACTIVITY_DAILY),
-        partitions_def=days,
     )
     snapshot_job = dg.define_asset_job(
         SNAPSHOT_JOB,
         selection=dg.AssetSelection.assets(ACCOUNT_SNAPSHOT, USER_SNAPSHOT),
-        partitions_def=days,
     )
     snapshot_schedule = dg.build_schedule_from_partitioned_job(
         snapshot_job,
@@ -144,8 +141,12 @@ def build_daily_definitions(timezone: str) -> DailyDefinitions:
         description="00:30 instance time: snapshots for the day that just completed.",
     )
     return DailyDefinitions(
-        assets=[user_activity_daily, account_activity_daily, account_usage_snapshot,
-                user_usage_snapshot],
+        assets=[
+            user_activity_daily,
+            account_activity_daily,
+            account_usage_snapshot,
+            user_usage_snapshot,
+        ],
         jobs=[rollup_job, snapshot_job],
         schedules=[snapshot_schedule],
     )

@@ -1,6 +1,5 @@
 """The missing-drop check: tonight's ``user_activity`` file must arrive by deadline + grace."""
 
-
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -49,17 +48,20 @@ def user_activity_drop_arrivals(
         passed=status.arrived,
         severity=dg.AssetCheckSeverity.ERROR,
         description=status.sentence(),
-        metadata={"day": day.isoformat(), "loaded_files": dg.MetadataValue.json(status.loaded),
-                  "rejected_files": dg.MetadataValue.json(status.rejected)},
+        metadata={
+            "day": day.isoformat(),
+            "loaded_files": dg.MetadataValue.json(status.loaded),
+            "rejected_files": dg.MetadataValue.json(status.rejected),
+        },
     )
     return dg.MaterializeResult(
         metadata={"day": day.isoformat(), "arrived": status.arrived}, check_results=[check]
     )
 
 
-def build_drop_watch(config: PipelineConfig) -> tuple[
-    UnresolvedAssetJobDefinition,
-                                                     dg.ScheduleDefinition]:
+def build_drop_watch(
+    config: PipelineConfig,
+) -> tuple[UnresolvedAssetJobDefinition, dg.ScheduleDefinition]:
     """The drop-watch job and its daily schedule at drop_deadline + drop_grace."""
     job = dg.define_asset_job(DROP_WATCH_JOB, selection=dg.AssetSelection.assets(DROP_ARRIVALS))
     due = datetime.combine(datetime(2000, 1, 1).date(), config.drop_deadline) + config.drop_grace

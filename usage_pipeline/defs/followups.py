@@ -71,7 +71,9 @@ def plan_rollups(
         value = materialization.metadata.get("days_touched") if materialization else None
         for day in (value.value if value is not None else []) or []:
             latest_event[day] = record.storage_id
-    runs = [PartitionRun(day, f"rollup:{day}:{event}") for day, event in sorted(latest_event.items())]
+    runs = [
+        PartitionRun(day, f"rollup:{day}:{event}") for day, event in sorted(latest_event.items())
+    ]
     return runs, FollowupCursor(last, cursor.rollups)
 
 
@@ -89,13 +91,23 @@ def plan_snapshot_refreshes(
     if rolled:
         column = account_usage_snapshot.c.snapshot_date
         with read_connection(engine) as conn:
-            existing = conn.execute(
-                sa.select(column).distinct().where(
-                    column.between(min(rolled), max(rolled) + timedelta(days=SNAPSHOT_LOOKBACK_DAYS))
+            existing = (
+                conn.execute(
+                    sa.select(column)
+                    .distinct()
+                    .where(
+                        column.between(
+                            min(rolled), max(rolled) + timedelta(days=SNAPSHOT_LOOKBACK_DAYS)
+                        )
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         for snapshot_day in existing:
-            snapshot_day = snapshot_day if isinstance(snapshot_day, date) else date.fromisoformat(snapshot_day)
+            snapshot_day = (
+                snapshot_day if isinstance(snapshot_day, date) else date.fromisoformat(snapshot_day)
+            )
             for day, event in rolled.items():
                 if day <= snapshot_day <= day + timedelta(days=SNAPSHOT_LOOKBACK_DAYS):
                     refresh[snapshot_day] = max(refresh.get(snapshot_day, 0), event)

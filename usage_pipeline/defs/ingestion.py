@@ -1,6 +1,5 @@
 """The ``inbox_file`` asset: one partition per file version, ingested in one transaction."""
 
-
 from typing import Any
 
 import dagster as dg
@@ -49,6 +48,7 @@ def outcome_checks(outcome: IngestOutcome, max_ratio: float) -> list[dg.AssetChe
         dg.AssetCheckResult(
             check_name=VALIDATION_CHECK,
             passed=not rejected and outcome.rows_rejected == 0,
+            description=outcome.error,
             severity=dg.AssetCheckSeverity.ERROR if rejected else dg.AssetCheckSeverity.WARN,
             metadata={
                 "failures": dg.MetadataValue.json(dict(outcome.failures)),
@@ -59,14 +59,21 @@ def outcome_checks(outcome: IngestOutcome, max_ratio: float) -> list[dg.AssetChe
         dg.AssetCheckResult(
             check_name=REJECT_RATIO_CHECK,
             passed=outcome.reject_ratio <= max_ratio and not rejected,
+            description=f"{outcome.rows_rejected} of {outcome.rows_total} rows rejected"
+            f" (max_reject_ratio {max_ratio:g}).",
             metadata={"reject_ratio": outcome.reject_ratio, "max_reject_ratio": max_ratio},
         ),
         dg.AssetCheckResult(
             check_name=DUPLICATE_CHECK,
             passed=outcome.status != "duplicate",
+            description=outcome.error if outcome.status == "duplicate" else None,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"duplicate_of_file_id": outcome.duplicate_of or 0,
-                      "reason": outcome.error or ""} if outcome.status == "duplicate" else {},
+            metadata={
+                "duplicate_of_file_id": outcome.duplicate_of or 0,
+                "reason": outcome.error or "",
+            }
+            if outcome.status == "duplicate"
+            else {},
         ),
     ]
 
@@ -76,12 +83,21 @@ def outcome_checks(outcome: IngestOutcome, max_ratio: float) -> list[dg.AssetChe
     group_name="ingestion",
     partitions_def=INBOX_FILES,
     check_specs=[
-        dg.AssetCheckSpec(VALIDATION_CHECK, asset=INBOX_FILE,
-                          description="Pandera validation of every row of the file."),
-        dg.AssetCheckSpec(REJECT_RATIO_CHECK, asset=INBOX_FILE,
-                          description="Rejected rows stay within max_reject_ratio."),
-        dg.AssetCheckSpec(DUPLICATE_CHECK, asset=INBOX_FILE,
-                          description="The bytes were not already loaded under another key."),
+        dg.AssetCheckSpec(
+            VALIDATION_CHECK,
+            asset=INBOX_FILE,
+            description="Pandera validation of every row of the file.",
+        ),
+        dg.AssetCheckSpec(
+            REJECT_RATIO_CHECK,
+            asset=INBOX_FILE,
+            description="Rejected rows stay within max_reject_ratio.",
+        ),
+        dg.AssetCheckSpec(
+            DUPLICATE_CHECK,
+            asset=INBOX_FILE,
+            description="The bytes were not already loaded under another key.",
+        ),
     ],
     description=(
         "One partition per file version (<key>@<sha256 prefix>): validated and loaded into the"
@@ -89,7 +105,9 @@ def outcome_checks(outcome: IngestOutcome, max_ratio: float) -> list[dg.AssetChe
         " transaction."
     ),
 )
-def inbox_file(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def inbox_file(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
     key, sha_prefix = split_partition_key(context.partition_key)
     settings = pipeline.settings()
     source = pipeline.source()
@@ -97,7 +115,10 @@ def inbox_file(context: dg.AssetExecutionContext, pipeline: PipelineResource) ->
     if obj is None:
         raise dg.Failure(description=f"File {key} is no longer in the inbox {source.uri}.")
     outcome = ingest_file(
-        pipeline.engine(), source, obj, settings,
+        pipeline.engine(),
+        source,
+        obj,
+        settings,
         expected_sha=sha_prefix,
         force=context.run.tags.get(FORCE_TAG) == "true",
     )
@@ -109,5 +130,5 @@ def inbox_file(context: dg.AssetExecutionContext, pipeline: PipelineResource) ->
 
 
 ingest_file_job = dg.define_asset_job(
-    "ingest_file_job", selection=dg.AssetSelection.assets(INBOX_FILE), partitions_def=INBOX_FILES
+    "ingest_file_job", selection=dg.AssetSelection.assets(INBOX_FILE)
 )

@@ -1,7 +1,6 @@
 """Sensors: the inbox sensor (new file versions) and the follow-up sensor (rollups,
 snapshot refreshes). Both are RUNNING by default."""
 
-
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
@@ -21,13 +20,16 @@ from usage_pipeline.sensing import InboxCursor, sense
     description="Lists the inbox (folder or S3) and requests one run per new file version;"
     " the run key is the file identity, so re-ticks never duplicate work.",
 )
-def inbox_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource) -> dg.SensorResult:
+def inbox_sensor(
+    context: dg.SensorEvaluationContext, pipeline: PipelineResource
+) -> dg.SensorResult:
     cursor = InboxCursor.parse(context.cursor)
     sensed, advanced = sense(pipeline.source(), pipeline.engine(), cursor)
     keys = sorted({s.partition_key for s in sensed})
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=s.run_key, partition_key=s.partition_key)
-                      for s in sensed],
+        run_requests=[
+            dg.RunRequest(run_key=s.run_key, partition_key=s.partition_key) for s in sensed
+        ],
         dynamic_partitions_requests=[INBOX_FILES.build_add_request(keys)] if keys else [],
         cursor=advanced.dump(),
     )

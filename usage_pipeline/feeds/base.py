@@ -89,7 +89,7 @@ def validate(
     columns = cases["column"].astype(str).to_numpy()
     checks = cases["check"].astype(str).to_numpy()
     errors, tally = [], Counter()
-    for row, column, check in zip(rows, columns, checks):
+    for row, column, check in zip(rows, columns, checks, strict=True):
         value = raw.at[row, column] if column in raw.columns else None
         value = None if pd.isna(value) else str(value)
         if check == "not_nullable":

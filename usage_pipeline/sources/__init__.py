@@ -3,6 +3,7 @@
 from usage_pipeline.sources.base import (
     FileSource,
     SourceObject,
+    SourceUnavailableError,
     UnsafeKeyError,
     check_key,
     is_ignored,
@@ -13,6 +14,7 @@ from usage_pipeline.sources.factory import open_source
 __all__ = [
     "FileSource",
     "SourceObject",
+    "SourceUnavailableError",
     "UnsafeKeyError",
     "check_key",
     "is_ignored",

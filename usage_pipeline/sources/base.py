@@ -14,6 +14,10 @@ IN_FLIGHT_SUFFIXES = (".tmp", ".part")
 IN_FLIGHT_MARKERS = ("_COPYING_",)
 
 
+class SourceUnavailableError(RuntimeError):
+    """The inbox cannot be listed or read (missing folder, unreachable endpoint, no bucket)."""
+
+
 class UnsafeKeyError(ValueError):
     """A key that could escape the inbox (absolute, ``..``, control characters)."""
 

@@ -12,7 +12,11 @@ def open_source(inbox: str, s3_endpoint_url: str | None = None) -> FileSource:
 
         from usage_pipeline.sources.s3 import S3Source
 
-        client = boto3.client("s3", endpoint_url=s3_endpoint_url) if s3_endpoint_url else boto3.client("s3")
+        client = (
+            boto3.client("s3", endpoint_url=s3_endpoint_url)
+            if s3_endpoint_url
+            else boto3.client("s3")
+        )
         return S3Source(inbox, client)
     from usage_pipeline.sources.local import LocalFolderSource
 

@@ -9,7 +9,13 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from usage_pipeline.sources.base import FileSource, SourceObject, check_key, is_ignored
+from usage_pipeline.sources.base import (
+    FileSource,
+    SourceObject,
+    SourceUnavailableError,
+    check_key,
+    is_ignored,
+)
 
 
 class LocalFolderSource(FileSource):
@@ -25,7 +31,7 @@ class LocalFolderSource(FileSource):
 
     def list_objects(self) -> Iterator[SourceObject]:
         if not self.root.is_dir():
-            return
+            raise SourceUnavailableError(f"The inbox folder {self.root} does not exist.")
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
             for filename in sorted(filenames):

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from usage_pipeline.sources.base import FileSource, SourceObject, check_key, is_ignored
+from botocore.exceptions import BotoCoreError, ClientError
+
+from usage_pipeline.sources.base import (
+    FileSource,
+    SourceObject,
+    SourceUnavailableError,
+    check_key,
+    is_ignored,
+)
 
 QUARANTINE_FOLDER = "quarantine/"
 
@@ -37,13 +45,19 @@ class S3Source(FileSource):
         self.quarantine_prefix = f"{parent}/{QUARANTINE_FOLDER}" if parent else QUARANTINE_FOLDER
 
     def _object(self, key: str, size: int, modified: Any) -> SourceObject:
-        return SourceObject(key=key, size=int(size), last_modified=modified.astimezone(timezone.utc))
+        return SourceObject(
+            key=key, size=int(size), last_modified=modified.astimezone(timezone.utc)
+        )
 
     def list_objects(self) -> Iterator[SourceObject]:
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+        try:
+            pages = list(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix))
+        except (BotoCoreError, ClientError) as exc:
+            raise SourceUnavailableError(f"The inbox {self.uri} cannot be listed: {exc}.") from exc
+        for page in pages:
             for item in page.get("Contents", []):
-                key = item["Key"][len(self.prefix):]
+                key = item["Key"][len(self.prefix) :]
                 if not key or key.endswith("/") or is_ignored(key):
                     continue
                 if not self.prefix and key.startswith(QUARANTINE_FOLDER):
@@ -53,7 +67,7 @@ class S3Source(FileSource):
     def stat(self, key: str) -> SourceObject | None:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
-        except self.client.exceptions.ClientError as exc:
+        except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise

@@ -24,7 +24,7 @@ def normalise_url(url: str) -> str:
     """Accept ``postgresql://`` / ``postgres://`` and use the psycopg 3 driver."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

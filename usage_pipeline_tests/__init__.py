@@ -1,0 +1,1 @@
+"""Tests for usage_pipeline (real SQLite, PostgreSQL and S3-over-HTTP services)."""
