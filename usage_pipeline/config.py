@@ -7,6 +7,7 @@ read at import time: call :func:`load_config`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -51,6 +52,20 @@ class PipelineConfig:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def to_json(self) -> str:
+        """Serialise every setting (for a Dagster resource field)."""
+        data = dataclasses.asdict(self)
+        data["drop_deadline"] = self.drop_deadline.strftime("%H:%M")
+        data["drop_grace"] = f"{int(self.drop_grace.total_seconds())}s"
+        return json.dumps(data, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> PipelineConfig:
+        data = json.loads(text)
+        data["drop_deadline"] = _parse_clock(data["drop_deadline"], "drop_deadline")
+        data["drop_grace"] = _parse_duration(data["drop_grace"], "drop_grace")
+        return _validated(PipelineConfig(**data))
 
     def with_overrides(self, **overrides: Any) -> PipelineConfig:
         """Return a copy with the given (non-None) settings replaced and re-validated."""
@@ -170,4 +185,5 @@ def load_config(
     else:
         config = PipelineConfig()
     env_values = {attr: env[name] for name, attr in _ENV_KEYS.items() if env.get(name)}
-    return config.with_overrides(**env_values, **overrides)
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    return config.with_overrides(**{**env_values, **explicit})

@@ -127,6 +127,18 @@ class PipelineRunner:
         self._execute(DROP_WATCH_JOB, None, {AS_OF_TAG: as_of.isoformat()})
 
 
+CLI_CURSOR_KEY = "usage_pipeline/cli_followup_cursor"
+
+
+def _load_cli_cursor(instance: dg.DagsterInstance) -> FollowupCursor:
+    stored = instance.run_storage.get_cursor_values({CLI_CURSOR_KEY}).get(CLI_CURSOR_KEY)
+    return FollowupCursor.parse(stored)
+
+
+def _save_cli_cursor(instance: dg.DagsterInstance, cursor: FollowupCursor) -> None:
+    instance.run_storage.set_cursor_values({CLI_CURSOR_KEY: cursor.dump()})
+
+
 def run_pipeline(
     config: PipelineConfig,
     instance: dg.DagsterInstance,
@@ -136,11 +148,10 @@ def run_pipeline(
     """Sense every new file, ingest, roll up, snapshot the day completed before ``as_of``."""
     as_of = as_of or datetime.now(timezone.utc)
     runner = PipelineRunner(config, instance, log_level)
-    cursor = FollowupCursor.latest(instance)
     source = open_source(config.inbox, config.s3_endpoint_url)
     sensed, _ = sense(source, get_engine(config.warehouse), InboxCursor(None, {}), max_files=10**9)
     runner.ingest(sensed)
-    runner.follow_up(cursor)
+    _follow_up_durably(runner)
     runner.snapshot(as_of.astimezone(config.tz).date() - timedelta(days=1))
     runner.check_drop(as_of)
     return runner.report
@@ -155,7 +166,15 @@ def force_ingest(
 ) -> RunReport:
     """Load a version held back as a duplicate, then roll up the days it touched."""
     runner = PipelineRunner(config, instance, log_level)
-    cursor = FollowupCursor.latest(instance)
     runner.ingest([SensedFile(obj, sha, partition_key_for(obj.key, sha), run_key="")], force=True)
-    runner.follow_up(cursor)
+    _follow_up_durably(runner)
     return runner.report
+
+
+def _follow_up_durably(runner: PipelineRunner) -> None:
+    """Plan follow-ups from the CLI's stored cursor and advance it only when every follow-up
+    run succeeded, so a crashed rollup is planned again by the next ``run``."""
+    failures_before = len(runner.report.failed_runs)
+    cursor = runner.follow_up(_load_cli_cursor(runner.instance))
+    if len(runner.report.failed_runs) == failures_before:
+        _save_cli_cursor(runner.instance, cursor)

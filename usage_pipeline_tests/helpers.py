@@ -41,7 +41,15 @@ def rows(url: str, table: str, order_by: str | None = None, columns: str = "*") 
     with read_connection(engine) as conn:
         result = conn.execute(sa.text(f"SELECT {columns} FROM {table}")).all()
     normalised = [tuple(_plain(v) for v in row) for row in result]
-    return sorted(normalised, key=lambda r: tuple("" if v is None else str(v) for v in r))
+    return sorted(normalised, key=lambda r: tuple(_sort_key(v) for v in r))
+
+
+def _sort_key(value: object) -> tuple[int, object]:
+    if value is None:
+        return (0, "")
+    if isinstance(value, (int, float)):
+        return (1, value)
+    return (2, str(value))
 
 
 def _plain(value: object) -> object:

@@ -36,15 +36,6 @@ class FollowupCursor:
     def dump(self) -> str:
         return json.dumps({"files": self.files, "rollups": self.rollups})
 
-    @staticmethod
-    def latest(instance: dg.DagsterInstance) -> FollowupCursor:
-        """A cursor past every event already stored (work before it is not re-planned)."""
-        ids = []
-        for key in (INBOX_FILE, ACCOUNT_ACTIVITY_DAILY):
-            result = instance.fetch_materializations(key, limit=1, ascending=False)
-            ids.append(result.records[0].storage_id if result.records else 0)
-        return FollowupCursor(*ids)
-
 
 @dataclass(frozen=True)
 class PartitionRun:

@@ -5,45 +5,27 @@ from __future__ import annotations
 import dagster as dg
 import sqlalchemy as sa
 
-from usage_pipeline.config import PipelineConfig, load_config
+from usage_pipeline.config import PipelineConfig
 from usage_pipeline.sources import FileSource, open_source
 from usage_pipeline.warehouse.engine import get_engine
 
 
 class PipelineResource(dg.ConfigurableResource):
-    """Settings resolved when the code location loads (file, environment, CLI flags).
+    """Every setting, resolved once when the code location loads (file, environment, CLI
+    flags) and carried as JSON, so runs never re-read the environment."""
 
-    The YAML file supplies the remaining keys; the environment is not read again.
-    """
-
-    config_file: str | None = None
-    inbox: str
-    warehouse: str
-    timezone: str
-    s3_endpoint_url: str | None = None
+    config_json: str
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> PipelineResource:
-        return cls(
-            config_file=config.source_path,
-            inbox=config.inbox,
-            warehouse=config.warehouse,
-            timezone=config.timezone,
-            s3_endpoint_url=config.s3_endpoint_url,
-        )
+        return cls(config_json=config.to_json())
 
     def settings(self) -> PipelineConfig:
-        return load_config(
-            self.config_file,
-            environ={},
-            inbox=self.inbox,
-            warehouse=self.warehouse,
-            timezone=self.timezone,
-            s3_endpoint_url=self.s3_endpoint_url,
-        )
+        return PipelineConfig.from_json(self.config_json)
 
     def engine(self) -> sa.Engine:
-        return get_engine(self.warehouse)
+        return get_engine(self.settings().warehouse)
 
     def source(self) -> FileSource:
-        return open_source(self.inbox, self.s3_endpoint_url)
+        settings = self.settings()
+        return open_source(settings.inbox, settings.s3_endpoint_url)
