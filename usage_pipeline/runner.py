@@ -43,6 +43,13 @@ class RunReport:
         return 1 if (self.rejected or self.failed_checks or self.failed_runs) else 0
 
 
+def _root_message(error: Any) -> str:
+    """The innermost cause of a Dagster step error: the sentence the user needs."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return str(error.message).strip().splitlines()[-1]
+
+
 def open_instance() -> dg.DagsterInstance:
     """``$DAGSTER_HOME``, else the current folder when it holds a dagster.yaml (the repo root:
     the same instance ``dagster dev`` uses there), else an ephemeral instance."""
@@ -77,7 +84,7 @@ class PipelineRunner:
         if not result.success:
             failure = next(
                 (
-                    e.event_specific_data.error.message.strip()
+                    _root_message(e.event_specific_data.error)
                     for e in result.all_events
                     if e.is_step_failure and e.event_specific_data and e.event_specific_data.error
                 ),
