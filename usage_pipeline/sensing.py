@@ -37,7 +37,7 @@ class InboxCursor:
     of it: bounded by the drops of one hour, whatever the size of the inbox."""
 
     high_water: datetime | None
-    recent: dict[str, tuple[str, int]]
+    recent: dict[str, tuple[str, int, str]]
 
     @staticmethod
     def parse(text: str | None) -> InboxCursor:
@@ -45,7 +45,7 @@ class InboxCursor:
             return InboxCursor(None, {})
         data = json.loads(text)
         mark = data.get("high_water")
-        recent = {k: (v[0], int(v[1])) for k, v in data.get("recent", {}).items()}
+        recent = {k: (v[0], int(v[1]), str(v[2])) for k, v in data.get("recent", {}).items()}
         return InboxCursor(datetime.fromisoformat(mark) if mark else None, recent)
 
     def dump(self) -> str:
@@ -55,21 +55,25 @@ class InboxCursor:
     def is_seen(self, obj: SourceObject) -> bool:
         if self.high_water is None:
             return False
-        if obj.last_modified < self.high_water - LOOKBACK:
+        if _changed(obj) < self.high_water - LOOKBACK:
             return True
-        return self.recent.get(obj.key) == (obj.last_modified.isoformat(), obj.size)
+        return self.recent.get(obj.key) == obj.signature
 
     def advanced(self, processed: list[SourceObject]) -> InboxCursor:
         if not processed:
             return self
         mark = max(
-            [o.last_modified for o in processed] + ([self.high_water] if self.high_water else [])
+            [_changed(o) for o in processed] + ([self.high_water] if self.high_water else [])
         )
         recent = dict(self.recent)
-        recent.update({o.key: (o.last_modified.isoformat(), o.size) for o in processed})
+        recent.update({o.key: o.signature for o in processed})
         floor = mark - LOOKBACK
         kept = {k: v for k, v in recent.items() if datetime.fromisoformat(v[0]) >= floor}
         return InboxCursor(mark, kept)
+
+
+def _changed(obj: SourceObject) -> datetime:
+    return obj.changed_at or obj.last_modified
 
 
 def partition_key_for(key: str, sha: str) -> str:
@@ -109,7 +113,7 @@ def sense(
     return the versions that need ingestion plus the advanced cursor."""
     candidates = sorted(
         (o for o in source.list_objects() if not cursor.is_seen(o)),
-        key=lambda o: (o.last_modified, o.key),
+        key=lambda o: (_changed(o), o.key),
     )[:max_files]
     hashed = []
     for obj in candidates:

@@ -17,7 +17,7 @@ from usage_pipeline.config import PipelineConfig
 from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.resources import PipelineResource
 from usage_pipeline.sensing import LOOKBACK, InboxCursor, partition_key_for
-from usage_pipeline.sources import open_source
+from usage_pipeline.sources import SourceObject, open_source
 from usage_pipeline_tests.helpers import HEADER, rows
 
 CONTRIBUTION = "activity_date, account_id, user_id, module, activity, count"
@@ -193,66 +193,73 @@ def test_sensor_requests_one_run_per_new_file_version(
     assert sorted(listing) == sorted([FIRST_KEY, SECOND_KEY])
     cursor = InboxCursor.parse(tick3.cursor)
     assert sorted(cursor.recent) == sorted([FIRST_KEY, SECOND_KEY])
-    assert cursor.high_water == max(o.last_modified for o in listing.values())
-    assert cursor.recent == {
-        key: (o.last_modified.isoformat(), o.size)
-        for key, o in listing.items()
-        if o.last_modified >= cursor.high_water - LOOKBACK
-    }
-    assert cursor.recent[SECOND_KEY] == (
-        listing[SECOND_KEY].last_modified.isoformat(),
-        len(SECOND_CORRECTED),
+    assert cursor.high_water == max(o.changed_at or o.last_modified for o in listing.values())
+    assert cursor.recent == {key: o.signature for key, o in listing.items()}
+    assert cursor.recent[SECOND_KEY][1] == len(SECOND_CORRECTED)
+
+
+def _object(key: str, changed: datetime, size: int = 10) -> SourceObject:
+    return SourceObject(
+        key=key, size=size, last_modified=changed, changed_at=changed, version=f"v-{size}"
     )
 
 
-def _touch(path: Path, moment: datetime) -> None:
-    os.utime(path, (moment.timestamp(), moment.timestamp()))
+def test_cursor_keeps_only_objects_within_lookback_of_the_high_water_mark() -> None:
+    now = datetime(2026, 11, 21, 23, 0, tzinfo=timezone.utc)
+    old = _object("user_activity/old.csv", now - LOOKBACK - timedelta(hours=2))
+    new = _object("user_activity/new.csv", now)
+
+    cursor = InboxCursor(None, {}).advanced([old, new])
+
+    assert cursor.high_water == now
+    assert cursor.recent == {new.key: (now.isoformat(), 10, "v-10")}
+    assert cursor.is_seen(old) and cursor.is_seen(new)
+    later = _object("user_activity/later.csv", now + LOOKBACK + timedelta(minutes=5))
+    assert not cursor.is_seen(later)
+    assert not cursor.is_seen(_object(new.key, now, size=11))  # same moment, new bytes
+
+    cursor = cursor.advanced([later])
+
+    assert cursor.recent == {
+        later.key: ((now + LOOKBACK + timedelta(minutes=5)).isoformat(), 10, "v-10")
+    }
+    assert InboxCursor.parse(cursor.dump()) == cursor
 
 
-def test_cursor_keeps_only_objects_within_lookback_of_the_high_water_mark(
-    inbox: Path, sqlite_url: str, instance
+def test_a_file_moved_in_with_an_old_mtime_is_sensed(
+    inbox: Path, tmp_path: Path, sqlite_url: str, instance
 ) -> None:
     config = PipelineConfig(inbox=str(inbox), warehouse=sqlite_url)
-    drops = LocalDrops(inbox)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    drops.put(FIRST_KEY, FIRST)
-    drops.put(SECOND_KEY, SECOND)
-    _touch(inbox / FIRST_KEY, now - LOOKBACK - timedelta(hours=2))
-    _touch(inbox / SECOND_KEY, now)
-
+    LocalDrops(inbox).put(FIRST_KEY, FIRST)
     tick1 = tick(config, instance, None)
-
-    assert requested(tick1) == sorted(
-        [
-            (partition_key_for(FIRST_KEY, sha256(FIRST)), f"{FIRST_KEY}@{sha256(FIRST)}#0"),
-            (partition_key_for(SECOND_KEY, sha256(SECOND)), f"{SECOND_KEY}@{sha256(SECOND)}#0"),
-        ]
-    )
-    cursor = InboxCursor.parse(tick1.cursor)
-    assert cursor.high_water == now
-    assert cursor.recent == {SECOND_KEY: (now.isoformat(), len(SECOND))}
-
-    third_key = "user_activity/usage_2026-11-21.csv"
-    drops.put(third_key, FIRST)
-    _touch(inbox / third_key, now + timedelta(minutes=10))
-    fourth_key = "user_activity/usage_2026-11-22.csv"
-    drops.put(fourth_key, SECOND)
-    _touch(inbox / fourth_key, now + LOOKBACK + timedelta(minutes=5))
+    staged = tmp_path / "staging.csv"
+    staged.write_bytes(SECOND)
+    yesterday = datetime.now(timezone.utc) - timedelta(days=1)
+    os.utime(staged, (yesterday.timestamp(), yesterday.timestamp()))
+    (inbox / SECOND_KEY).parent.mkdir(parents=True, exist_ok=True)
+    staged.rename(inbox / SECOND_KEY)  # like mv / rsync -a: the mtime stays a day old
 
     tick2 = tick(config, instance, tick1.cursor)
 
     assert [r.partition_key for r in tick2.run_requests] == [
-        partition_key_for(third_key, sha256(FIRST)),
-        partition_key_for(fourth_key, sha256(SECOND)),
+        partition_key_for(SECOND_KEY, sha256(SECOND))
     ]
-    cursor = InboxCursor.parse(tick2.cursor)
-    assert cursor.high_water == now + LOOKBACK + timedelta(minutes=5)
-    assert cursor.recent == {
-        third_key: ((now + timedelta(minutes=10)).isoformat(), len(FIRST)),
-        fourth_key: ((now + LOOKBACK + timedelta(minutes=5)).isoformat(), len(SECOND)),
-    }
 
-    tick3 = tick(config, instance, tick2.cursor)
 
-    assert tick3.run_requests == []
-    assert tick3.cursor == tick2.cursor
+def test_s3_same_size_correction_within_the_same_second_is_sensed(
+    s3_bucket, s3_endpoint: str, sqlite_url: str, instance
+) -> None:
+    client, bucket = s3_bucket
+    config = PipelineConfig(
+        inbox=f"s3://{bucket}/in", warehouse=sqlite_url, s3_endpoint_url=s3_endpoint
+    )
+    same_size = FIRST.replace(b",3,", b",4,")
+    client.put_object(Bucket=bucket, Key=f"in/{FIRST_KEY}", Body=FIRST)
+    tick1 = tick(config, instance, None)
+    client.put_object(Bucket=bucket, Key=f"in/{FIRST_KEY}", Body=same_size)
+
+    tick2 = tick(config, instance, tick1.cursor)
+
+    assert [r.partition_key for r in tick2.run_requests] == [
+        partition_key_for(FIRST_KEY, sha256(same_size))
+    ]

@@ -29,6 +29,15 @@ class SourceObject:
     key: str
     size: int
     last_modified: datetime
+    # When the object last changed in the inbox (a moved-in file keeps an old mtime but gets a
+    # new ctime) and an opaque version token (S3 ETag): what the sensor compares.
+    changed_at: datetime | None = None
+    version: str = ""
+
+    @property
+    def signature(self) -> tuple[str, int, str]:
+        """What tells two sightings of the key apart for the sensor's cursor."""
+        return ((self.changed_at or self.last_modified).isoformat(), self.size, self.version)
 
     @property
     def feed(self) -> str:

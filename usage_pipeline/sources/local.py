@@ -49,7 +49,14 @@ class LocalFolderSource(FileSource):
         except FileNotFoundError:
             return None
         modified = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc)
-        return SourceObject(key=key, size=info.st_size, last_modified=modified)
+        changed = datetime.fromtimestamp(max(info.st_mtime, info.st_ctime), tz=timezone.utc)
+        return SourceObject(
+            key=key,
+            size=info.st_size,
+            last_modified=modified,
+            changed_at=changed,
+            version=f"{info.st_ino}:{info.st_mtime_ns}",
+        )
 
     @contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:

@@ -44,9 +44,12 @@ class S3Source(FileSource):
         parent = self.prefix.rstrip("/").rpartition("/")[0]
         self.quarantine_prefix = f"{parent}/{QUARANTINE_FOLDER}" if parent else QUARANTINE_FOLDER
 
-    def _object(self, key: str, size: int, modified: Any) -> SourceObject:
+    def _object(self, key: str, size: int, modified: Any, etag: str) -> SourceObject:
         return SourceObject(
-            key=key, size=int(size), last_modified=modified.astimezone(timezone.utc)
+            version=etag.strip('"'),
+            key=key,
+            size=int(size),
+            last_modified=modified.astimezone(timezone.utc),
         )
 
     def list_objects(self) -> Iterator[SourceObject]:
@@ -62,7 +65,7 @@ class S3Source(FileSource):
                     continue
                 if not self.prefix and key.startswith(QUARANTINE_FOLDER):
                     continue
-                yield self._object(key, item["Size"], item["LastModified"])
+                yield self._object(key, item["Size"], item["LastModified"], item.get("ETag", ""))
 
     def stat(self, key: str) -> SourceObject | None:
         try:
@@ -71,7 +74,7 @@ class S3Source(FileSource):
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
-        return self._object(key, head["ContentLength"], head["LastModified"])
+        return self._object(key, head["ContentLength"], head["LastModified"], head.get("ETag", ""))
 
     @contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
