@@ -44,8 +44,18 @@ def parse_timestamp_days(values: pd.Series, tz: ZoneInfo) -> pd.Series:
     """Map timestamp strings to their instance-zone day (midnight datetimes, NaT when invalid).
 
     Timestamps with an offset (or ``Z``) are converted to the zone; naive ones are read in
-    the zone, so their calendar date is their day whatever the DST rules say.
+    the zone, so their calendar date is their day whatever the DST rules say. Each distinct
+    string is parsed once (drops repeat timestamps a lot).
     """
+    codes, uniques = pd.factorize(values)
+    days = _parse_unique_timestamp_days(pd.Series(uniques, dtype=object), tz).to_numpy()
+    result = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
+    present = codes >= 0
+    result[present] = days[codes[present]]
+    return pd.Series(result, index=values.index)
+
+
+def _parse_unique_timestamp_days(values: pd.Series, tz: ZoneInfo) -> pd.Series:
     text = values.astype("string").str.strip()
     result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     with_offset = text.str.contains(_HAS_OFFSET, regex=True, na=False)

@@ -23,7 +23,7 @@ from usage_pipeline.days import drop_date
 from usage_pipeline.feeds import FEEDS, Feed, FileContext
 from usage_pipeline.reading import FileFormatError, is_supported, open_csv
 from usage_pipeline.sources import FileSource, SourceObject, UnsafeKeyError, check_key, sha256_file
-from usage_pipeline.warehouse.bulk import bulk_insert
+from usage_pipeline.warehouse.bulk import bulk_insert, bulk_writer
 from usage_pipeline.warehouse.engine import read_connection
 from usage_pipeline.warehouse.tables import (
     ingested_files,
@@ -348,15 +348,17 @@ def _ingest_claimed(
             log = ErrorLog(folder)
             savepoint = conn.begin_nested()
             try:
-                scan_file(
-                    feed,
-                    path,
-                    obj,
-                    config,
-                    log,
-                    outcome,
-                    sink=lambda rows: bulk_insert(conn, feed.target, rows.assign(file_id=file_id)),
-                )
+                columns = [column.name for column in feed.target.columns]
+                with bulk_writer(conn, feed.target, columns) as write:
+                    scan_file(
+                        feed,
+                        path,
+                        obj,
+                        config,
+                        log,
+                        outcome,
+                        sink=lambda rows: write(rows.assign(file_id=file_id)),
+                    )
                 savepoint.commit()
             except FileRejected as exc:
                 savepoint.rollback()

@@ -47,6 +47,7 @@ def rebuild_user_activity_day(conn: sa.Connection, day: date) -> int:
         sa.select(c.activity_date, *(c[k] for k in _KEYS), sa.func.sum(c["count"]))
         .where(c.activity_date == day)
         .group_by(c.activity_date, *(c[k] for k in _KEYS))
+        .order_by(c.activity_date, *(c[k] for k in _KEYS))  # key order: cheap index build
     )
     result = conn.execute(
         user_activity_daily.insert().from_select(["activity_date", *_KEYS, "count"], grouped)
@@ -78,6 +79,7 @@ def rebuild_account_activity_day(conn: sa.Connection, day: date) -> int:
         )
         .where(u.activity_date == day)
         .group_by(u.activity_date, u.account_id, u.module, u.activity)
+        .order_by(u.activity_date, u.account_id, u.module, u.activity)
     )
     columns = [
         "activity_date",

@@ -3,6 +3,7 @@ partial data, and a rerun gives the same tables as an uninterrupted run."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -53,19 +54,25 @@ def test_crash_mid_load_leaves_nothing_and_rerun_matches(
     inbox: Path, warehouse_url: str, reference: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = PipelineConfig(inbox=str(inbox), warehouse=warehouse_url, chunk_rows=2)
-    real_insert = ingest.bulk_insert
+    real_writer = ingest.bulk_writer
     calls = {"n": 0}
 
-    def crash_on_second_chunk(conn, table, frame):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise Crash("power cut after the first chunk was written")
-        return real_insert(conn, table, frame)
+    @contextmanager
+    def crash_on_second_chunk(conn, table, columns):  # type: ignore[no-untyped-def]
+        with real_writer(conn, table, columns) as write:
+
+            def crashing_write(frame):  # type: ignore[no-untyped-def]
+                calls["n"] += 1
+                if calls["n"] == 2:
+                    raise Crash("power cut after the first chunk was written")
+                return write(frame)
+
+            yield crashing_write
 
     with dg.instance_for_test() as instance:
         drop(inbox, "user_activity/day1.csv", DAY_ONE)
         drop(inbox, "user_activity/day2.csv", DAY_TWO)
-        monkeypatch.setattr(ingest, "bulk_insert", crash_on_second_chunk)
+        monkeypatch.setattr(ingest, "bulk_writer", crash_on_second_chunk)
         crashed = run(config, instance)
 
         assert len(crashed.failed_runs) == 1 and "power cut" in crashed.failed_runs[0]
@@ -78,7 +85,7 @@ def test_crash_mid_load_leaves_nothing_and_rerun_matches(
         ) == [("2026-11-20",)]
         assert rows(warehouse_url, "rejected_rows") == []
 
-        monkeypatch.setattr(ingest, "bulk_insert", real_insert)
+        monkeypatch.setattr(ingest, "bulk_writer", real_writer)
         run(config, instance)  # the rerun completes the crashed file
         drop(inbox, "user_activity/day2.csv", CORRECTION)
         run(config, instance)

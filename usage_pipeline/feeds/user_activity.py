@@ -14,7 +14,7 @@ from usage_pipeline.feeds.base import ChunkResult, Feed, FileContext, validate
 from usage_pipeline.warehouse.tables import user_activity_contributions
 
 ID_COLUMNS = ("account_id", "user_id", "module", "activity")
-MAX_COUNT = 2**53  # exact in float64, far beyond any daily count
+MAX_COUNT = 2**53 - 1  # every whole number up to here is exact in float64
 
 
 def _whole(values: pd.Series) -> pd.Series:
@@ -66,7 +66,9 @@ class UserActivityFeed(Feed):
     def process_chunk(self, raw: pd.DataFrame, context: FileContext) -> ChunkResult:
         fallback = pd.Timestamp(context.drop_day)
         parsed = raw.loc[:, [c for c in ID_COLUMNS]].copy()
-        parsed["count"] = pd.to_numeric(raw["count"], errors="coerce")
+        # float64 always, so pandera checks whole columns (an int64 column would fail the
+        # dtype check and fall back to slow per-element checks)
+        parsed["count"] = pd.to_numeric(raw["count"], errors="coerce").astype("float64")
         day = pd.Series(fallback, index=raw.index, dtype="datetime64[ns]")
         if "date" in raw.columns:
             dates = parse_dates(raw["date"])

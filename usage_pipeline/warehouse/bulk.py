@@ -1,30 +1,61 @@
-"""Bulk loading a DataFrame: PostgreSQL ``COPY`` (psycopg 3), SQLite ``executemany``."""
+"""Bulk loading DataFrames: PostgreSQL ``COPY`` (psycopg 3), SQLite ``executemany``."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 import sqlalchemy as sa
 
+Writer = Callable[[pd.DataFrame], int]
 
-def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
-    """Append ``frame`` (columns named like ``table``'s) inside the caller's transaction."""
-    if frame.empty:
-        return 0
-    columns = list(frame.columns)
+
+@contextmanager
+def bulk_writer(conn: sa.Connection, table: sa.Table, columns: list[str]) -> Iterator[Writer]:
+    """A writer appending DataFrames (with exactly ``columns``) inside the caller's transaction.
+
+    On PostgreSQL one ``COPY … FROM STDIN (FORMAT csv)`` stays open for every frame written,
+    so the server ingests one chunk while the client prepares the next. Nothing else may be
+    executed on ``conn`` until the context exits.
+    """
     if conn.dialect.name == "postgresql":
         from psycopg import sql
 
         statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
             sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
-        payload = frame.to_csv(index=False, header=False, lineterminator="\n")
         cursor = conn.connection.driver_connection.cursor()
         with cursor.copy(statement) as copy:
-            copy.write(payload)
+
+            def write_copy(frame: pd.DataFrame) -> int:
+                if len(frame):
+                    copy.write(
+                        frame[columns].to_csv(index=False, header=False, lineterminator="\n")
+                    )
+                return len(frame)
+
+            yield write_copy
+        return
+    preparer = conn.dialect.identifier_preparer
+    insert = (
+        f"INSERT INTO {preparer.quote(table.name)} ({', '.join(map(preparer.quote, columns))})"
+        f" VALUES ({', '.join('?' for _ in columns)})"
+    )
+
+    def write_rows(frame: pd.DataFrame) -> int:
+        if len(frame):
+            values = frame[columns].astype(object)
+            values = values.where(values.notna(), None)
+            conn.exec_driver_sql(insert, list(values.itertuples(index=False, name=None)))
         return len(frame)
-    quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
-    marks = ", ".join("?" for _ in columns)
-    name = conn.dialect.identifier_preparer.quote(table.name)
-    rows = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
-    conn.exec_driver_sql(f"INSERT INTO {name} ({quoted}) VALUES ({marks})", list(rows))
-    return len(frame)
+
+    yield write_rows
+
+
+def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
+    """Append one DataFrame (columns named like ``table``'s) in the caller's transaction."""
+    if frame.empty:
+        return 0
+    with bulk_writer(conn, table, list(frame.columns)) as write:
+        return write(frame)
