@@ -165,3 +165,28 @@ def test_unreachable_s3_endpoint_is_exit_status_2_with_one_sentence(
         '&encoding-type=url".\n'
     )
     assert not (tmp_path / "data").exists()
+
+
+def test_s3_key_with_dot_dot_is_rejected_and_never_quarantined(
+    s3_bucket, s3_endpoint: str, sqlite_url: str
+) -> None:
+    client, bucket = s3_bucket
+    config = PipelineConfig(
+        inbox=f"s3://{bucket}/drops/inbox", warehouse=sqlite_url, s3_endpoint_url=s3_endpoint
+    )
+    client.put_object(Bucket=bucket, Key="drops/inbox/user_activity/../escape.csv", Body=b"x\n")
+
+    with dg.instance_for_test() as instance:
+        report = run(config, instance)
+
+    assert [(f["file"], f["status"]) for f in report.files] == [
+        ("user_activity/../escape.csv", "rejected")
+    ]
+    assert rows(sqlite_url, "ingested_files", columns="error") == [
+        (
+            "File user_activity/../escape.csv is rejected: its key contains '..', '.', a backslash"
+            " or control characters and is refused.",
+        )
+    ]
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == ["drops/inbox/user_activity/../escape.csv"]

@@ -63,7 +63,8 @@ def check_key(key: str) -> str:
 def is_ignored(key: str) -> bool:
     """Hidden files and in-flight uploads are never sensed."""
     segments = [s for s in key.split("/") if s]
-    if any(s.startswith((".", "_")) for s in segments):
+    # "." and ".." are not hidden names: such keys are refused visibly (a rejected ledger row)
+    if any(s.startswith((".", "_")) and s not in (".", "..") for s in segments):
         return True
     name = segments[-1] if segments else ""
     return name.lower().endswith(IN_FLIGHT_SUFFIXES) or any(m in name for m in IN_FLIGHT_MARKERS)

@@ -69,7 +69,7 @@ class S3Source(FileSource):
 
     def stat(self, key: str) -> SourceObject | None:
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + check_key(key))
+            head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
