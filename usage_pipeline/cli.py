@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from functools import wraps
 from pathlib import Path
@@ -188,35 +189,41 @@ def demo(config_file: str | None, nights: int) -> int:
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--feed", required=True, type=click.Choice(sorted(FEEDS)))
-@click.option("--import", "import_name", default=None, help="product_usage import (later).")
+@click.option("--import", "import_name", default=None, help="product_usage import name.")
 @config_option
 @guarded
 def check(file: str, feed: str, import_name: str | None, config_file: str | None) -> int:
     """Dry run: validate FILE as FEED and print the report; nothing is written."""
-    from usage_pipeline.ingest import ErrorLog, FileRejected, IngestOutcome, scan_file
+    from usage_pipeline.ingest import ErrorLog, FileRejected, IngestOutcome, file_context, scan_file
 
     config = _config(config_file)
     path = Path(file)
     modified = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
     obj = SourceObject(key=f"{feed}/{path.name}", size=path.stat().st_size, last_modified=modified)
     outcome = IngestOutcome(obj.key, "", feed, status="loaded")
-    rejected_reason = None
+    context = file_context(obj, config, import_name=import_name)
+    rejected_reason = FEEDS[feed].file_problem(context)
     with tempfile.TemporaryDirectory(prefix="usage_pipeline_check_") as folder:
         log = ErrorLog(Path(folder))
         try:
-            scan_file(FEEDS[feed], path, obj, config, log, outcome, sink=lambda rows: None)
-        except FileRejected as exc:
+            if rejected_reason is None:
+                with _dry_run_connection(config) as conn:
+                    context = FEEDS[feed].prepare(conn, context)
+                scan_file(FEEDS[feed], path, path.name, context, log, outcome, lambda rows: None)
+        except (FileRejected, ValueError) as exc:
             rejected_reason = str(exc)
         finally:
             log.close()
         click.echo(f"File {path} as feed {feed}:")
         click.echo(
             f"  rows: {outcome.rows_total} total, "
-            f"{outcome.rows_total - outcome.rows_rejected} valid, "
-            f"{outcome.rows_rejected} invalid"
+            f"{outcome.rows_total - outcome.rows_invalid} valid, "
+            f"{outcome.rows_invalid} invalid"
         )
         if outcome.days_touched:
             click.echo(f"  days: {', '.join(d.isoformat() for d in outcome.days_touched)}")
+        for line in outcome.report:
+            click.echo(f"  {line}")
         shown = 0
         with log.rows_path.open(encoding="utf-8") as handle:
             next(handle)
@@ -236,13 +243,32 @@ def check(file: str, feed: str, import_name: str | None, config_file: str | None
     return EXIT_OK
 
 
+@contextmanager
+def _dry_run_connection(config: PipelineConfig) -> Iterator[sa.Connection | None]:
+    """A read connection to an existing warehouse (for matching), or None; never creates one."""
+    from usage_pipeline.warehouse.engine import normalise_url
+
+    url = sa.engine.make_url(normalise_url(config.warehouse))
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        yield None
+        return
+    try:
+        engine = get_engine(config.warehouse)
+    except WarehouseError:
+        yield None
+        return
+    with read_connection(engine) as conn:
+        yield conn
+
+
 @main.command()
 @click.argument("feed", type=click.Choice(sorted(FEEDS)))
+@click.option("--import", "import_name", default=None, help="product_usage import name.")
 @config_option
 @guarded
-def template(feed: str, config_file: str | None) -> int:
+def template(feed: str, import_name: str | None, config_file: str | None) -> int:
     """Print the CSV header template of FEED."""
-    click.echo(FEEDS[feed].template())
+    click.echo(FEEDS[feed].template(_config(config_file), import_name))
     return EXIT_OK
 
 

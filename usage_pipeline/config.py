@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +34,62 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message is one sentence naming the key."""
 
 
+SNAPSHOT_PERIODS = ("single", "daily", "weekly", "monthly", "quarterly", "yearly")
+IDENTIFIER_KINDS = ("account_id", "crm_id", "domain", "name")
+DIMENSION_TYPES = ("numeric", "text", "boolean")
+
+
+@dataclass(frozen=True)
+class ProductConfig:
+    """A product of product-usage imports: its snapshot period and history rule."""
+
+    name: str
+    snapshot_period: str
+    allow_multiple_rows_per_customer: bool = False
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    """CSV column -> product -> dimension of one type."""
+
+    column: str
+    product: str
+    dimension: str
+    type: str
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """One product-usage import (a folder under ``product_usage/``)."""
+
+    name: str
+    identifier_column: str
+    identifier_kind: str
+    date_column: str | None
+    mappings: tuple[MappingConfig, ...]
+
+
+@dataclass(frozen=True)
+class UsageEventsConfig:
+    """The ``usage_events`` template and billing-period rules."""
+
+    meters: tuple[str, ...] = ()
+    properties: tuple[str, ...] = ()
+    grace_hours: float = 8.0
+    on_hold: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """Back-dated behaviour events: per-event throttle windows and the oldest accepted day."""
+
+    throttle: tuple[tuple[str, timedelta], ...] = ()
+    floor_date: date = date(2009, 1, 1)
+
+    def window(self, event: str) -> timedelta | None:
+        return dict(self.throttle).get(event)
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """Resolved settings (file, then environment, then explicit overrides)."""
@@ -47,30 +103,78 @@ class PipelineConfig:
     s3_endpoint_url: str | None = None
     max_file_bytes: int = 5 * 1024**3
     chunk_rows: int = 200_000
+    products: tuple[ProductConfig, ...] = ()
+    imports: tuple[ImportConfig, ...] = ()
+    usage_events: UsageEventsConfig = UsageEventsConfig()
+    events: EventsConfig = EventsConfig()
     source_path: str | None = field(default=None, compare=False)
+
+    def product(self, name: str) -> ProductConfig:
+        return next(p for p in self.products if p.name == name)
+
+    def import_config(self, name: str) -> ImportConfig | None:
+        return next((i for i in self.imports if i.name == name), None)
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def to_raw(self) -> dict[str, Any]:
+        """The settings as YAML-shaped data that :func:`parse_config` reads back."""
+        return {
+            "timezone": self.timezone,
+            "inbox": self.inbox,
+            "warehouse": self.warehouse,
+            "max_reject_ratio": self.max_reject_ratio,
+            "drop_deadline": self.drop_deadline.strftime("%H:%M"),
+            "drop_grace": _seconds(self.drop_grace),
+            "s3_endpoint_url": self.s3_endpoint_url,
+            "max_file_bytes": self.max_file_bytes,
+            "chunk_rows": self.chunk_rows,
+            "products": {
+                p.name: {
+                    "snapshot_period": p.snapshot_period,
+                    "allow_multiple_rows_per_customer": p.allow_multiple_rows_per_customer,
+                }
+                for p in self.products
+            },
+            "imports": {
+                i.name: {
+                    "identifier": {"column": i.identifier_column, "kind": i.identifier_kind},
+                    "date_column": i.date_column,
+                    "mappings": [dataclasses.asdict(m) for m in i.mappings],
+                }
+                for i in self.imports
+            },
+            "usage_events": {
+                "meters": list(self.usage_events.meters),
+                "properties": list(self.usage_events.properties),
+                "grace_hours": self.usage_events.grace_hours,
+                "on_hold": list(self.usage_events.on_hold),
+            },
+            "events": {
+                "throttle": {name: _seconds(window) for name, window in self.events.throttle},
+                "floor_date": self.events.floor_date.isoformat(),
+            },
+        }
+
     def to_json(self) -> str:
         """Serialise every setting (for a Dagster resource field)."""
-        data = dataclasses.asdict(self)
-        data["drop_deadline"] = self.drop_deadline.strftime("%H:%M")
-        data["drop_grace"] = f"{int(self.drop_grace.total_seconds())}s"
-        return json.dumps(data, sort_keys=True)
+        return json.dumps({"source_path": self.source_path, "raw": self.to_raw()}, sort_keys=True)
 
     @staticmethod
     def from_json(text: str) -> PipelineConfig:
         data = json.loads(text)
-        data["drop_deadline"] = _parse_clock(data["drop_deadline"], "drop_deadline")
-        data["drop_grace"] = _parse_duration(data["drop_grace"], "drop_grace")
-        return _validated(PipelineConfig(**data))
+        return parse_config(data["raw"], data["source_path"])
 
     def with_overrides(self, **overrides: Any) -> PipelineConfig:
         """Return a copy with the given (non-None) settings replaced and re-validated."""
         data = {k: v for k, v in overrides.items() if v is not None}
         return _validated(dataclasses.replace(self, **data))
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{int(value.total_seconds())}s"
 
 
 # key -> parser; every accepted YAML key appears here and nowhere else.
@@ -80,6 +184,134 @@ def _parse_duration(value: Any, key: str) -> timedelta:
         raise ConfigError(f"Config key '{key}' must be a duration like 30m or 2h, got {value!r}.")
     amount, unit = int(match[1]), match[2]
     return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+
+
+def _mapping(value: Any, key: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"Config key '{key}' must be a mapping of names to settings.")
+    return value
+
+
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f"Config key '{key}' must be a list of names, got {value!r}.")
+    names = tuple(v.strip() for v in value)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"Config key '{key}' lists a name twice.")
+    return names
+
+
+def _only_keys(value: Mapping[str, Any], allowed: set[str], key: str) -> None:
+    for name in value:
+        if name not in allowed:
+            known = ", ".join(sorted(allowed))
+            raise ConfigError(f"Unknown config key '{key}.{name}' (known keys: {known}).")
+
+
+def _choice(value: Any, choices: tuple[str, ...], key: str) -> str:
+    if value not in choices:
+        raise ConfigError(f"Config key '{key}' must be one of {', '.join(choices)}, got {value!r}.")
+    return str(value)
+
+
+def _parse_products(value: Any, key: str) -> tuple[ProductConfig, ...]:
+    products = []
+    for name, settings in _mapping(value, key).items():
+        path = f"{key}.{name}"
+        settings = _mapping(settings, path)
+        _only_keys(settings, {"snapshot_period", "allow_multiple_rows_per_customer"}, path)
+        if settings.get("snapshot_period") is None:
+            raise ConfigError(
+                f"Config key '{path}.snapshot_period' is missing: every product needs a"
+                f" snapshot period ({', '.join(SNAPSHOT_PERIODS)})."
+            )
+        history = settings.get("allow_multiple_rows_per_customer", False)
+        if not isinstance(history, bool):
+            raise ConfigError(
+                f"Config key '{path}.allow_multiple_rows_per_customer' must be true or false."
+            )
+        period = _choice(settings["snapshot_period"], SNAPSHOT_PERIODS, f"{path}.snapshot_period")
+        products.append(ProductConfig(str(name), period, history))
+    return tuple(products)
+
+
+def _parse_imports(value: Any, key: str) -> tuple[ImportConfig, ...]:
+    imports = []
+    for name, settings in _mapping(value, key).items():
+        path = f"{key}.{name}"
+        settings = _mapping(settings, path)
+        _only_keys(settings, {"identifier", "date_column", "mappings"}, path)
+        identifier = _mapping(settings.get("identifier"), f"{path}.identifier")
+        _only_keys(identifier, {"column", "kind"}, f"{path}.identifier")
+        column = _parse_text(identifier.get("column"), f"{path}.identifier.column")
+        kind = _choice(identifier.get("kind"), IDENTIFIER_KINDS, f"{path}.identifier.kind")
+        date_column = settings.get("date_column")
+        if date_column is not None:
+            date_column = _parse_text(date_column, f"{path}.date_column")
+        raw_mappings = settings.get("mappings") or []
+        if not isinstance(raw_mappings, list) or not raw_mappings:
+            raise ConfigError(f"Config key '{path}.mappings' must be a non-empty list.")
+        mappings = []
+        for index, mapping in enumerate(raw_mappings):
+            mpath = f"{path}.mappings[{index}]"
+            mapping = _mapping(mapping, mpath)
+            _only_keys(mapping, {"column", "product", "dimension", "type"}, mpath)
+            mappings.append(
+                MappingConfig(
+                    column=_parse_text(mapping.get("column"), f"{mpath}.column"),
+                    product=_parse_text(mapping.get("product"), f"{mpath}.product"),
+                    dimension=_parse_text(mapping.get("dimension"), f"{mpath}.dimension"),
+                    type=_choice(mapping.get("type"), DIMENSION_TYPES, f"{mpath}.type"),
+                )
+            )
+        imports.append(ImportConfig(str(name), column, kind, date_column, tuple(mappings)))
+    return tuple(imports)
+
+
+def _parse_usage_events(value: Any, key: str) -> UsageEventsConfig:
+    settings = _mapping(value, key)
+    _only_keys(settings, {"meters", "properties", "grace_hours", "on_hold"}, key)
+    meters = _names(settings.get("meters"), f"{key}.meters")
+    properties = _names(settings.get("properties"), f"{key}.properties")
+    fixed = {"customer_ref", "subscription_ref", "event_ref", "timestamp", "event"}
+    clash = sorted((set(meters) & set(properties)) | ((set(meters) | set(properties)) & fixed))
+    if clash:
+        raise ConfigError(
+            f"Config key '{key}' names column {clash[0]!r} twice (meters, properties and the"
+            " fixed template columns must all differ)."
+        )
+    grace = settings.get("grace_hours", 8)
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
+        raise ConfigError(f"Config key '{key}.grace_hours' must be a number of hours >= 0.")
+    on_hold = tuple(str(v) for v in (settings.get("on_hold") or []))
+    for period in on_hold:
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+            raise ConfigError(
+                f"Config key '{key}.on_hold' must list YYYY-MM periods, got {period!r}."
+            )
+    return UsageEventsConfig(meters, properties, float(grace), on_hold)
+
+
+def _parse_events(value: Any, key: str) -> EventsConfig:
+    settings = _mapping(value, key)
+    _only_keys(settings, {"throttle", "floor_date"}, key)
+    throttle = tuple(
+        (str(name), _parse_duration(window, f"{key}.throttle.{name}"))
+        for name, window in _mapping(settings.get("throttle"), f"{key}.throttle").items()
+    )
+    floor = settings.get("floor_date", date(2009, 1, 1))
+    if isinstance(floor, str):
+        try:
+            floor = date.fromisoformat(floor)
+        except ValueError as exc:
+            raise ConfigError(f"Config key '{key}.floor_date' must be a YYYY-MM-DD date.") from exc
+    if not isinstance(floor, date):
+        raise ConfigError(f"Config key '{key}.floor_date' must be a YYYY-MM-DD date.")
+    return EventsConfig(throttle, floor)
 
 
 def _parse_clock(value: Any, key: str) -> time:
@@ -121,10 +353,11 @@ _FILE_KEYS: dict[str, tuple[str, Any]] = {
     "s3_endpoint_url": ("s3_endpoint_url", _parse_text),
     "max_file_bytes": ("max_file_bytes", _parse_positive_int),
     "chunk_rows": ("chunk_rows", _parse_positive_int),
+    "products": ("products", _parse_products),
+    "imports": ("imports", _parse_imports),
+    "usage_events": ("usage_events", _parse_usage_events),
+    "events": ("events", _parse_events),
 }
-
-# Keys owned by feeds that later issues implement; accepted so one config file serves all.
-_RESERVED_SECTIONS = {"products", "imports", "usage_events", "events"}
 
 _ENV_KEYS = {
     ENV_INBOX: "inbox",
@@ -135,6 +368,7 @@ _ENV_KEYS = {
 
 
 def _validated(config: PipelineConfig) -> PipelineConfig:
+    _check_products_and_imports(config)
     try:
         ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -152,16 +386,35 @@ def parse_config(raw: Mapping[str, Any] | None, source_path: str | None = None) 
         raise ConfigError(f"Config file {source_path} must hold a mapping of keys to values.")
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in _RESERVED_SECTIONS:
-            continue
         if key not in _FILE_KEYS:
-            known = ", ".join(sorted([*_FILE_KEYS, *_RESERVED_SECTIONS]))
+            known = ", ".join(sorted(_FILE_KEYS))
             raise ConfigError(f"Unknown config key '{key}' (known keys: {known}).")
         if value is None:
             continue
         attr, parser = _FILE_KEYS[key]
         values[attr] = parser(value, key)
     return _validated(PipelineConfig(source_path=source_path, **values))
+
+
+def _check_products_and_imports(config: PipelineConfig) -> None:
+    """Every mapping names a configured product; one type per (product, dimension)."""
+    products = {p.name for p in config.products}
+    types: dict[tuple[str, str], tuple[str, str]] = {}
+    for imp in config.imports:
+        for index, mapping in enumerate(imp.mappings):
+            path = f"imports.{imp.name}.mappings[{index}]"
+            if mapping.product not in products:
+                raise ConfigError(
+                    f"Config key '{path}.product' names product {mapping.product!r}, which has"
+                    " no snapshot period: add it under 'products' with a snapshot_period."
+                )
+            seen = types.setdefault((mapping.product, mapping.dimension), (mapping.type, path))
+            if seen[0] != mapping.type:
+                raise ConfigError(
+                    f"Config key '{path}.type' maps dimension {mapping.dimension!r} of product"
+                    f" {mapping.product!r} as {mapping.type}, but '{seen[1]}' maps it as"
+                    f" {seen[0]}."
+                )
 
 
 def load_config(

@@ -14,22 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.days import drop_date
-from usage_pipeline.feeds import FEEDS, Feed, FileContext
+from usage_pipeline.feeds import FEEDS, Feed, FeedCheck, FileContext
 from usage_pipeline.reading import FileFormatError, is_supported, open_csv
 from usage_pipeline.sources import FileSource, SourceObject, UnsafeKeyError, check_key, sha256_file
 from usage_pipeline.warehouse.bulk import bulk_insert, bulk_writer
 from usage_pipeline.warehouse.engine import read_connection
-from usage_pipeline.warehouse.tables import (
-    ingested_files,
-    rejected_rows,
-    user_activity_contributions,
-)
+from usage_pipeline.warehouse.tables import ingested_files, rejected_rows
 
 FINAL_STATUSES = ("loaded", "rejected", "duplicate")
 PREVIEW_ROWS = 5
@@ -57,6 +54,11 @@ class IngestOutcome:
     failures: Counter[str] = field(default_factory=Counter)
     preview: pd.DataFrame | None = None
     already_done: bool = False
+    rows_invalid: int = 0
+    tables: list[str] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+    report: list[str] = field(default_factory=list)
+    checks: list[FeedCheck] = field(default_factory=list)
 
     @property
     def reject_ratio(self) -> float:
@@ -121,34 +123,13 @@ def _find_duplicate(conn: sa.Connection, feed: str, obj: SourceObject, sha: str)
     ).first()
 
 
-def _supersede_previous(conn: sa.Connection, key: str, file_id: int) -> tuple[list[int], set[date]]:
-    """Retire the key's currently loaded version(s); return their ids and the days they fed."""
-    f, c = ingested_files.c, user_activity_contributions.c
-    previous = (
-        conn.execute(
-            sa.select(f.file_id).where(
-                f.source_key == key, f.status == "loaded", f.file_id != file_id
-            )
-        )
-        .scalars()
-        .all()
+def _previous_versions(conn: sa.Connection, key: str, file_id: int) -> list[int]:
+    """The key's currently loaded version(s) other than ``file_id``."""
+    f = ingested_files.c
+    query = sa.select(f.file_id).where(
+        f.source_key == key, f.status == "loaded", f.file_id != file_id
     )
-    days: set[date] = set()
-    for old_id in previous:
-        old_days = (
-            conn.execute(sa.select(c.activity_date).where(c.file_id == old_id).distinct())
-            .scalars()
-            .all()
-        )
-        days.update(_as_date(d) for d in old_days)
-        if old_days:
-            conn.execute(
-                user_activity_contributions.delete().where(
-                    c.activity_date.in_(old_days), c.file_id == old_id
-                )
-            )
-        conn.execute(ingested_files.update().where(f.file_id == old_id).values(status="superseded"))
-    return list(previous), days
+    return [int(i) for i in conn.execute(query).scalars()]
 
 
 def _as_date(value: date | str) -> date:
@@ -206,40 +187,64 @@ class ErrorLog:
         self._rows_handle.close()
 
 
+REPORT_LINES = 50
+
+
+def file_context(
+    obj: SourceObject,
+    config: PipelineConfig,
+    as_of: datetime | None = None,
+    import_name: str | None = None,
+) -> FileContext:
+    """The facts row rules need about ``obj``; ``import_name`` defaults to the folder after
+    the feed folder (``product_usage/<import>/…``)."""
+    parts = obj.key.split("/")
+    if import_name is None and len(parts) > 2:
+        import_name = parts[1]
+    return FileContext(
+        key=obj.key,
+        drop_day=drop_date(obj.name, obj.last_modified, config.tz),
+        received_at=obj.last_modified,
+        tz=config.tz,
+        config=config,
+        as_of=as_of,
+        import_name=import_name,
+    )
+
+
 def scan_file(
     feed: Feed,
     path: Path,
-    obj: SourceObject,
-    config: PipelineConfig,
+    name: str,
+    context: FileContext,
     log: ErrorLog,
     outcome: IngestOutcome,
     sink: Callable[[pd.DataFrame], object],
 ) -> None:
     """Read, validate and hand every valid chunk to ``sink``; errors go to ``log``, counts to
     ``outcome``. Raises :class:`FileRejected` when the file as a whole is rejected."""
-    context = FileContext(
-        key=obj.key,
-        drop_day=drop_date(obj.name, obj.last_modified, config.tz),
-        received_at=obj.last_modified,
-        tz=config.tz,
-    )
+    config = context.config
     try:
-        stream = open_csv(path, obj.name, config.max_file_bytes, config.chunk_rows)
+        stream = open_csv(path, name, config.max_file_bytes, config.chunk_rows)
         log.start(stream.original_header)
-        problem = feed.header_problem(stream.header)
+        problem = feed.header_problem(stream.header, context)
         if problem:
             raise FileRejected(problem)
         days: set[str] = set()
         for raw in stream.chunks():
             result = feed.process_chunk(raw, context)
             outcome.rows_total += len(raw)
-            outcome.rows_loaded += len(result.rows)
+            outcome.rows_loaded += result.loaded_rows
+            outcome.rows_invalid += result.invalid_rows
             outcome.failures.update(result.failures)
+            room = REPORT_LINES - len(outcome.report)
+            outcome.report.extend(result.report[: max(room, 0)])
             log.add(raw, result.errors)
             if len(result.rows):
                 if outcome.preview is None:
                     outcome.preview = result.rows.head(PREVIEW_ROWS)
-                days.update(pd.unique(result.rows["activity_date"]))
+                if feed.day_column:
+                    days.update(str(d) for d in pd.unique(result.rows[feed.day_column]))
                 sink(result.rows)
     except FileFormatError as exc:
         raise FileRejected(str(exc)) from exc
@@ -249,9 +254,14 @@ def scan_file(
     day_list = sorted(date.fromisoformat(d) for d in days)
     outcome.days_touched = day_list
     outcome.min_day, outcome.max_day = (day_list[0], day_list[-1]) if day_list else (None, None)
-    if outcome.reject_ratio > config.max_reject_ratio:
+    if feed.strict and outcome.rows_invalid:
         raise FileRejected(
-            f"{outcome.rows_rejected} of {outcome.rows_total} rows are invalid, more than the"
+            f"{outcome.rows_invalid} of {outcome.rows_total} rows are invalid and {feed.name}"
+            f" files are strict: nothing is loaded until every row is valid (first: {log.first})"
+        )
+    if outcome.rows_invalid / outcome.rows_total > config.max_reject_ratio:
+        raise FileRejected(
+            f"{outcome.rows_invalid} of {outcome.rows_total} rows are invalid, more than the"
             f" max_reject_ratio of {config.max_reject_ratio:g} (first: {log.first})"
         )
 
@@ -272,6 +282,7 @@ def ingest_file(
     *,
     expected_sha: str | None = None,
     force: bool = False,
+    as_of: datetime | None = None,
 ) -> IngestOutcome:
     """Ingest one object of the inbox; idempotent for a given (key, bytes) version.
 
@@ -295,8 +306,9 @@ def ingest_file(
         if status in FINAL_STATUSES and not (force and status in ("duplicate", "rejected")):
             return _existing_outcome(engine, file_id)
         with tempfile.TemporaryDirectory(prefix="usage_pipeline_") as folder:
+            context = file_context(obj, config, as_of)
             return _ingest_claimed(
-                engine, source, obj, config, path, Path(folder), file_id, sha, force
+                engine, source, obj, context, path, Path(folder), file_id, sha, force
             )
 
 
@@ -318,7 +330,7 @@ def _ingest_claimed(
     engine: sa.Engine,
     source: FileSource,
     obj: SourceObject,
-    config: PipelineConfig,
+    context: FileContext,
     path: Path,
     folder: Path,
     file_id: int,
@@ -332,6 +344,8 @@ def _ingest_claimed(
             conn.rollback()
             return _existing_outcome(engine, file_id)
         problem = _file_problem(obj)
+        if problem is None:
+            problem = FEEDS[obj.feed].file_problem(context)
         duplicate = None if (force or problem) else _find_duplicate(conn, obj.feed, obj, sha)
         log: ErrorLog | None = None
         if duplicate is not None:
@@ -348,13 +362,17 @@ def _ingest_claimed(
             log = ErrorLog(folder)
             savepoint = conn.begin_nested()
             try:
+                try:
+                    context = feed.prepare(conn, context)
+                except ValueError as exc:
+                    raise FileRejected(str(exc)) from exc
                 columns = [column.name for column in feed.target.columns]
                 with bulk_writer(conn, feed.target, columns) as write:
                     scan_file(
                         feed,
                         path,
-                        obj,
-                        config,
+                        obj.name,
+                        context,
                         log,
                         outcome,
                         sink=lambda rows: write(rows.assign(file_id=file_id)),
@@ -371,14 +389,24 @@ def _ingest_claimed(
                 log.close()
             _store_rejected_rows(conn, file_id, log.rows_path)
             if outcome.status == "loaded":
-                superseded, old_days = _supersede_previous(conn, obj.key, file_id)
-                outcome.superseded = superseded
-                outcome.days_touched = sorted(set(outcome.days_touched) | old_days)
+                removed = _previous_versions(conn, obj.key, file_id)
+                change = feed.apply(conn, context, file_id, removed)
+                if removed:
+                    conn.execute(
+                        ingested_files.update()
+                        .where(ingested_files.c.file_id.in_(removed))
+                        .values(status="superseded")
+                    )
+                outcome.superseded = removed
+                outcome.days_touched = sorted(change.days)
+                outcome.tables = sorted(change.tables)
+                outcome.notes = change.notes
                 if log.count:
                     outcome.error = (
                         f"File {obj.key}: {outcome.rows_rejected} of {outcome.rows_total} rows"
                         f" rejected (first: {log.first})."
                     )
+            outcome.checks = feed.checks(outcome)
         if problem and duplicate is None:
             log = ErrorLog(folder)
             log.add_file_error(outcome.error or problem)

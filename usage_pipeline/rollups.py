@@ -7,6 +7,7 @@ plain sum of its contributions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -14,11 +15,18 @@ import sqlalchemy as sa
 
 from usage_pipeline.warehouse.tables import (
     account_activity_daily,
+    account_usage_contributions,
+    event_candidates,
+    events,
+    events_daily,
+    usage_event_meters,
+    usage_meter_daily,
     user_activity_contributions,
     user_activity_daily,
 )
 
 USER_ACTIVITY_SOURCE = "user_activity"
+ACCOUNT_USAGE_SOURCE = "account_usage"
 _KEYS = ("account_id", "user_id", "module", "activity")
 
 
@@ -33,10 +41,15 @@ class DayTotals:
     user_count: int
     account_rows: int
     account_count: int
+    account_usage_loaded: int = 0
+    account_usage_rolled: int = 0
 
     @property
     def reconciled(self) -> bool:
-        return self.contribution_count == self.user_count == self.account_count
+        return (
+            self.contribution_count == self.user_count == self.account_count
+            and self.account_usage_loaded == self.account_usage_rolled
+        )
 
 
 def rebuild_user_activity_day(conn: sa.Connection, day: date) -> int:
@@ -56,17 +69,14 @@ def rebuild_user_activity_day(conn: sa.Connection, day: date) -> int:
 
 
 def rebuild_account_activity_day(conn: sa.Connection, day: date) -> int:
-    """Delete-then-insert the ``user_activity`` rows of one day of ``account_activity_daily``.
+    """Delete-then-insert one day of ``account_activity_daily``: user-level rollups
+    (``user_activity``) and aggregated account usage (``account_usage``, no active users).
 
     ``active_users`` counts users with count > 0; the daily key includes the user, so a
     filtered row count equals the distinct-user count without a DISTINCT.
     """
     u, a = user_activity_daily.c, account_activity_daily.c
-    conn.execute(
-        account_activity_daily.delete().where(
-            a.activity_date == day, a.source == USER_ACTIVITY_SOURCE
-        )
-    )
+    conn.execute(account_activity_daily.delete().where(a.activity_date == day))
     grouped = (
         sa.select(
             u.activity_date,
@@ -91,7 +101,64 @@ def rebuild_account_activity_day(conn: sa.Connection, day: date) -> int:
         "active_users",
     ]
     result = conn.execute(account_activity_daily.insert().from_select(columns, grouped))
-    return int(result.rowcount or 0)
+    c = account_usage_contributions.c
+    account_usage = (
+        sa.select(
+            c.activity_date,
+            c.account_id,
+            c.module,
+            c.activity,
+            sa.literal(ACCOUNT_USAGE_SOURCE),
+            sa.func.sum(c["count"]),
+            sa.null(),
+        )
+        .where(c.activity_date == day)
+        .group_by(c.activity_date, c.account_id, c.module, c.activity)
+        .order_by(c.activity_date, c.account_id, c.module, c.activity)
+    )
+    added = conn.execute(account_activity_daily.insert().from_select(columns, account_usage))
+    return int(result.rowcount or 0) + int(added.rowcount or 0)
+
+
+def rebuild_usage_meter_day(conn: sa.Connection, day: date) -> int:
+    """Delete-then-insert one day of ``usage_meter_daily`` from the stored events' meters."""
+    m = usage_event_meters.c
+    keys = (m.day, m.customer_ref, m.subscription_ref, m.event, m.meter)
+    conn.execute(usage_meter_daily.delete().where(usage_meter_daily.c.day == day))
+    grouped = (
+        sa.select(*keys, sa.func.sum(m.value), sa.func.count())
+        .where(m.day == day)
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+    columns = ["day", "customer_ref", "subscription_ref", "event", "meter", "total", "events"]
+    return int(conn.execute(usage_meter_daily.insert().from_select(columns, grouped)).rowcount or 0)
+
+
+def rebuild_events_day(conn: sa.Connection, day: date) -> int:
+    """Delete-then-insert one day of ``events_daily`` from the kept ``events``."""
+    e, c = events.c, event_candidates.c
+    days = (
+        sa.select(c.identity, c.event, c.occurred_at, c.day)
+        .where(c.day == day)
+        .distinct()
+        .subquery()
+    )
+    conn.execute(events_daily.delete().where(events_daily.c.day == day))
+    grouped = (
+        sa.select(days.c.day, e.event, sa.func.count(), sa.func.count(e.identity.distinct()))
+        .select_from(
+            events.join(
+                days,
+                (days.c.identity == e.identity)
+                & (days.c.event == e.event)
+                & (days.c.occurred_at == e.occurred_at),
+            )
+        )
+        .group_by(days.c.day, e.event)
+    )
+    columns = ["day", "event", "events", "identities"]
+    return int(conn.execute(events_daily.insert().from_select(columns, grouped)).rowcount or 0)
 
 
 def day_totals(conn: sa.Connection, day: date) -> DayTotals:
@@ -110,4 +177,51 @@ def day_totals(conn: sa.Connection, day: date) -> DayTotals:
     account = totals(
         account_activity_daily, account_activity_daily.c.source == USER_ACTIVITY_SOURCE
     )
-    return DayTotals(day, *contribution, *user, *account)
+    usage_loaded = totals(account_usage_contributions)[1]
+    usage_rolled = totals(
+        account_activity_daily, account_activity_daily.c.source == ACCOUNT_USAGE_SOURCE
+    )[1]
+    return DayTotals(day, *contribution, *user, *account, usage_loaded, usage_rolled)
+
+
+@dataclass(frozen=True)
+class DailyRollup:
+    """A table rebuilt per day from loaded rows; one daily-partitioned asset each."""
+
+    name: str
+    group: str
+    description: str
+    rebuild: Callable[[sa.Connection, date], int]
+    reads: tuple[str, ...] = ()  # other rollups it is computed from
+
+
+DAILY_ROLLUPS = (
+    DailyRollup(
+        "user_activity_daily",
+        "rollups",
+        "Counts per (activity_date, account, user, module, activity), summed over every loaded"
+        " user_activity file; rebuilt for one day (delete then insert).",
+        rebuild_user_activity_day,
+    ),
+    DailyRollup(
+        "account_activity_daily",
+        "rollups",
+        "Counts and active users per (activity_date, account, module, activity, source):"
+        " user_activity rollups and account_usage counts; rebuilt for one day.",
+        rebuild_account_activity_day,
+        reads=("user_activity_daily",),
+    ),
+    DailyRollup(
+        "usage_meter_daily",
+        "billing",
+        "Billable meter totals and event counts per (day, customer, subscription, event,"
+        " meter); rebuilt for one day.",
+        rebuild_usage_meter_day,
+    ),
+    DailyRollup(
+        "events_daily",
+        "behaviour",
+        "Kept behaviour events and distinct identities per (day, event); rebuilt for one day.",
+        rebuild_events_day,
+    ),
+)

@@ -100,12 +100,16 @@ class PipelineRunner:
                 self.report.failed_checks.append(f"{label} {detail}".strip())
         return result
 
-    def ingest(self, files: list[SensedFile], force: bool = False) -> None:
+    def ingest(
+        self, files: list[SensedFile], force: bool = False, as_of: datetime | None = None
+    ) -> None:
         """Run ``ingest_file_job`` for each file version, in order."""
         keys = [f.partition_key for f in files]
         if keys:
             self.instance.add_dynamic_partitions(INBOX_FILES.name, keys)
         tags = {FORCE_TAG: "true"} if force else {}
+        if as_of is not None:
+            tags[AS_OF_TAG] = as_of.isoformat()
         for sensed in files:
             result = self._execute("ingest_file_job", sensed.partition_key, tags)
             for event in result.get_asset_materialization_events():
@@ -157,7 +161,7 @@ def run_pipeline(
     runner = PipelineRunner(config, instance, log_level)
     source = open_source(config.inbox, config.s3_endpoint_url)
     sensed, _ = sense(source, get_engine(config.warehouse), InboxCursor(None, {}), max_files=10**9)
-    runner.ingest(sensed)
+    runner.ingest(sensed, as_of=as_of)
     _follow_up_durably(runner)
     runner.snapshot(as_of.astimezone(config.tz).date() - timedelta(days=1))
     runner.check_drop(as_of)

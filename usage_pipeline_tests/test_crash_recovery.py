@@ -4,6 +4,7 @@ partial data, and a rerun gives the same tables as an uninterrupted run."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -97,11 +98,15 @@ def test_crash_mid_rollup_leaves_the_day_intact_and_rerun_matches(
     inbox: Path, warehouse_url: str, reference: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = PipelineConfig(inbox=str(inbox), warehouse=warehouse_url, chunk_rows=2)
-    real_rebuild = rollups.rebuild_account_activity_day
+    real_rollups = rollups.DAILY_ROLLUPS
 
     def crash(conn, day):  # type: ignore[no-untyped-def]
-        real_rebuild(conn, day)  # partial writes in the transaction, then the crash
+        rollups.rebuild_account_activity_day(conn, day)  # partial writes, then the crash
         raise Crash("worker killed during the account rollup")
+
+    crashing_rollups = tuple(
+        replace(r, rebuild=crash) if r.name == "account_activity_daily" else r for r in real_rollups
+    )
 
     with dg.instance_for_test() as instance:
         drop(inbox, "user_activity/day1.csv", DAY_ONE)
@@ -112,14 +117,14 @@ def test_crash_mid_rollup_leaves_the_day_intact_and_rerun_matches(
             rows(warehouse_url, "account_activity_daily"),
         )
         drop(inbox, "user_activity/day2.csv", CORRECTION)
-        monkeypatch.setattr(rollups, "rebuild_account_activity_day", crash)
+        monkeypatch.setattr(rollups, "DAILY_ROLLUPS", crashing_rollups)
         crashed = run(config, instance)
 
         assert any("worker killed" in failure for failure in crashed.failed_runs)
         # each asset commits its own transaction: the crashed account rollup left no trace
         assert rows(warehouse_url, "account_activity_daily") == before[1]
 
-        monkeypatch.setattr(rollups, "rebuild_account_activity_day", real_rebuild)
+        monkeypatch.setattr(rollups, "DAILY_ROLLUPS", real_rollups)
         rerun = run(config, instance)
         assert rerun.failed_runs == []
 

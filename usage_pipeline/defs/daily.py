@@ -37,57 +37,60 @@ def build_daily_definitions(timezone: str) -> DailyDefinitions:
     """Rollup and snapshot assets partitioned by day in ``timezone``."""
     days = daily_partitions(timezone)
 
-    @dg.asset(
-        key=USER_ACTIVITY_DAILY,
-        group_name="rollups",
-        partitions_def=days,
-        deps=[dg.AssetDep(INBOX_FILE, partition_mapping=dg.AllPartitionMapping())],
-        description="Counts per (activity_date, account, user, module, activity), summed over"
-        " every loaded file; rebuilt for one day (delete then insert).",
-    )
-    def user_activity_daily(
-        context: dg.AssetExecutionContext, pipeline: PipelineResource
-    ) -> dg.MaterializeResult:
-        with pipeline.engine().begin() as conn:
-            rows = rollups.rebuild_user_activity_day(conn, _day(context))
-        return dg.MaterializeResult(metadata={"day": context.partition_key, "rows": rows})
+    def rollup_asset(rollup: rollups.DailyRollup) -> dg.AssetsDefinition:
+        key = dg.AssetKey(rollup.name)
+        reconciled = key == ACCOUNT_ACTIVITY_DAILY
+        deps = [dg.AssetDep(INBOX_FILE, partition_mapping=dg.AllPartitionMapping())]
+        deps += [dg.AssetKey(name) for name in rollup.reads]
+        specs = (
+            [
+                dg.AssetCheckSpec(
+                    RECONCILIATION_CHECK,
+                    asset=key,
+                    description="Count totals of the day agree: loaded user_activity rows = user"
+                    " rollup = account rollup (user_activity source), and loaded account_usage"
+                    " counts = account rollup (account_usage source).",
+                )
+            ]
+            if reconciled
+            else []
+        )
 
-    @dg.asset(
-        key=ACCOUNT_ACTIVITY_DAILY,
-        group_name="rollups",
-        partitions_def=days,
-        deps=[USER_ACTIVITY_DAILY],
-        check_specs=[
-            dg.AssetCheckSpec(
-                RECONCILIATION_CHECK,
-                asset=ACCOUNT_ACTIVITY_DAILY,
-                description="Count totals of the day agree: loaded rows = user rollup ="
-                " account rollup (user_activity source).",
+        @dg.asset(
+            key=key,
+            group_name=rollup.group,
+            partitions_def=days,
+            deps=deps,
+            check_specs=specs,
+            description=rollup.description,
+        )
+        def _rollup(
+            context: dg.AssetExecutionContext, pipeline: PipelineResource
+        ) -> dg.MaterializeResult:
+            day = _day(context)
+            with pipeline.engine().begin() as conn:
+                rows = rollup.rebuild(conn, day)
+                totals = rollups.day_totals(conn, day) if reconciled else None
+            metadata = {"day": context.partition_key, "rows": rows}
+            if totals is None:
+                return dg.MaterializeResult(metadata=metadata)
+            check = dg.AssetCheckResult(
+                check_name=RECONCILIATION_CHECK,
+                passed=totals.reconciled,
+                metadata={
+                    "loaded_rows": totals.contribution_rows,
+                    "loaded_count": totals.contribution_count,
+                    "user_activity_daily_count": totals.user_count,
+                    "account_activity_daily_count": totals.account_count,
+                    "account_usage_loaded_count": totals.account_usage_loaded,
+                    "account_usage_rolled_count": totals.account_usage_rolled,
+                },
             )
-        ],
-        description="Counts and active users per (activity_date, account, module, activity,"
-        " source); rebuilt for one day (delete then insert).",
-    )
-    def account_activity_daily(
-        context: dg.AssetExecutionContext, pipeline: PipelineResource
-    ) -> dg.MaterializeResult:
-        day = _day(context)
-        with pipeline.engine().begin() as conn:
-            rows = rollups.rebuild_account_activity_day(conn, day)
-            totals = rollups.day_totals(conn, day)
-        check = dg.AssetCheckResult(
-            check_name=RECONCILIATION_CHECK,
-            passed=totals.reconciled,
-            metadata={
-                "loaded_rows": totals.contribution_rows,
-                "loaded_count": totals.contribution_count,
-                "user_activity_daily_count": totals.user_count,
-                "account_activity_daily_count": totals.account_count,
-            },
-        )
-        return dg.MaterializeResult(
-            metadata={"day": context.partition_key, "rows": rows}, check_results=[check]
-        )
+            return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+        return _rollup
+
+    rollup_assets = [rollup_asset(rollup) for rollup in rollups.DAILY_ROLLUPS]
 
     snapshot_deps = [
         dg.AssetDep(
@@ -126,7 +129,7 @@ def build_daily_definitions(timezone: str) -> DailyDefinitions:
 
     rollup_job = dg.define_asset_job(
         ROLLUP_JOB,
-        selection=dg.AssetSelection.assets(USER_ACTIVITY_DAILY, ACCOUNT_ACTIVITY_DAILY),
+        selection=dg.AssetSelection.assets(*(dg.AssetKey(r.name) for r in rollups.DAILY_ROLLUPS)),
     )
     snapshot_job = dg.define_asset_job(
         SNAPSHOT_JOB,
@@ -141,12 +144,7 @@ def build_daily_definitions(timezone: str) -> DailyDefinitions:
         description="00:30 instance time: snapshots for the day that just completed.",
     )
     return DailyDefinitions(
-        assets=[
-            user_activity_daily,
-            account_activity_daily,
-            account_usage_snapshot,
-            user_usage_snapshot,
-        ],
+        assets=[*rollup_assets, account_usage_snapshot, user_usage_snapshot],
         jobs=[rollup_job, snapshot_job],
         schedules=[snapshot_schedule],
     )

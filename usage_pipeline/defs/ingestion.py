@@ -1,16 +1,21 @@
 """The ``inbox_file`` asset: one partition per file version, ingested in one transaction."""
 
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
 
 from usage_pipeline.defs.partitions import INBOX_FILES
 from usage_pipeline.defs.resources import PipelineResource
-from usage_pipeline.defs.tags import FORCE_TAG
+from usage_pipeline.defs.tags import AS_OF_TAG, FORCE_TAG
+from usage_pipeline.feeds import FEEDS
 from usage_pipeline.ingest import IngestOutcome, ingest_file
 from usage_pipeline.sensing import split_partition_key
 
 INBOX_FILE = dg.AssetKey("inbox_file")
+# Per-file checks that feeds add (FeedCheck names), with what they assert.
+FEED_CHECK_FEEDS = {name: feed.name for feed in FEEDS.values() for name in feed.check_names}
+FEED_CHECKS = tuple(FEED_CHECK_FEEDS)
 VALIDATION_CHECK = "validation"
 REJECT_RATIO_CHECK = "reject_ratio"
 DUPLICATE_CHECK = "duplicate_drop"
@@ -38,13 +43,43 @@ def outcome_metadata(outcome: IngestOutcome) -> dict[str, Any]:
         metadata["superseded_file_ids"] = dg.MetadataValue.json(outcome.superseded)
     if outcome.preview is not None:
         metadata["preview"] = dg.MetadataValue.md(outcome.preview.to_markdown(index=False))
+    if outcome.tables:
+        metadata["tables_updated"] = dg.MetadataValue.json(outcome.tables)
+    for name, value in outcome.notes.items():
+        metadata[name] = dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
     return metadata
 
 
+def _feed_check_results(outcome: IngestOutcome) -> list[dg.AssetCheckResult]:
+    produced = {check.name: check for check in outcome.checks}
+    results = []
+    for name in FEED_CHECKS:
+        check = produced.get(name)
+        if check is None:
+            results.append(
+                dg.AssetCheckResult(
+                    check_name=name,
+                    passed=True,
+                    description=f"Not applicable to a {outcome.feed or 'unknown'} file.",
+                )
+            )
+        else:
+            results.append(
+                dg.AssetCheckResult(
+                    check_name=name,
+                    passed=check.passed,
+                    description=check.description,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata=check.metadata,
+                )
+            )
+    return results
+
+
 def outcome_checks(outcome: IngestOutcome, max_ratio: float) -> list[dg.AssetCheckResult]:
-    """Validation, reject-ratio and duplicate-drop results of one file version."""
+    """Validation, reject-ratio, duplicate-drop and feed-specific results of one version."""
     rejected = outcome.status == "rejected"
-    return [
+    return _feed_check_results(outcome) + [
         dg.AssetCheckResult(
             check_name=VALIDATION_CHECK,
             passed=not rejected and outcome.rows_rejected == 0,
@@ -114,6 +149,7 @@ def inbox_file(
     obj = source.stat(key)
     if obj is None:
         raise dg.Failure(description=f"File {key} is no longer in the inbox {source.uri}.")
+    as_of = context.run.tags.get(AS_OF_TAG)
     outcome = ingest_file(
         pipeline.engine(),
         source,
@@ -121,7 +157,16 @@ def inbox_file(
         settings,
         expected_sha=sha_prefix,
         force=context.run.tags.get(FORCE_TAG) == "true",
+        as_of=datetime.fromisoformat(as_of) if as_of else None,
     )
+    for table in outcome.tables:
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=table,
+                description=f"Rewritten for file {key}.",
+                metadata={"file": key, "file_id": outcome.file_id or 0},
+            )
+        )
     context.log.info(outcome.error or f"File {key}: {outcome.status}, {outcome.rows_loaded} rows.")
     return dg.MaterializeResult(
         metadata=outcome_metadata(outcome),

@@ -5,12 +5,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pandera.pandas as pa
 import sqlalchemy as sa
+
+from usage_pipeline.config import PipelineConfig
 
 ERROR_COLUMNS = ["row_number", "column_name", "value", "error"]
 
@@ -23,51 +26,163 @@ class FileContext:
     drop_day: date
     received_at: datetime
     tz: ZoneInfo
+    config: PipelineConfig = field(default_factory=PipelineConfig)
+    as_of: datetime | None = None  # the run's "now" (``run --as-of``); None means the clock
+    import_name: str | None = None  # product_usage/<import>/...
+    lookup: Any = None  # what Feed.prepare loaded for this file (e.g. an account matcher)
+
+    @property
+    def now(self) -> datetime:
+        return self.as_of or datetime.now(timezone.utc)
 
 
 @dataclass
 class ChunkResult:
-    """One chunk after validation: loadable rows, per-cell errors, failure tallies."""
+    """One chunk after validation: loadable rows, per-cell errors, failure tallies.
+
+    ``loaded`` counts input rows that contributed data (default: ``len(rows)``); ``invalid``
+    counts input rows with validation errors, the ones ``max_reject_ratio`` is about
+    (default: rows with an error). ``report`` holds lines for ``usage-pipeline check``.
+    """
 
     rows: pd.DataFrame
     errors: pd.DataFrame
     failures: Counter[str] = field(default_factory=Counter)
+    loaded: int | None = None
+    invalid: int | None = None
+    report: list[str] = field(default_factory=list)
+
+    @property
+    def loaded_rows(self) -> int:
+        return len(self.rows) if self.loaded is None else self.loaded
+
+    @property
+    def invalid_rows(self) -> int:
+        if self.invalid is not None:
+            return self.invalid
+        return int(self.errors["row_number"].nunique()) if len(self.errors) else 0
+
+
+@dataclass
+class FeedChange:
+    """What applying a file (and retiring the versions it supersedes) changed."""
+
+    days: set[date] = field(default_factory=set)  # days whose daily rollups must be rebuilt
+    tables: set[str] = field(default_factory=set)  # non-daily tables rewritten (for Dagster)
+    notes: dict[str, Any] = field(default_factory=dict)  # materialisation metadata
+
+
+@dataclass(frozen=True)
+class FeedCheck:
+    """A per-file asset check result a feed adds (e.g. unmatched accounts)."""
+
+    name: str
+    passed: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class Feed(ABC):
-    """A feed: its file contract (columns, pandera schema) and how valid rows are stored."""
+    """A feed: its file contract (columns, pandera schema) and how valid rows are stored.
+
+    The ingestion mechanism (ledger, reading, validation loop, one transaction, quarantine)
+    is shared; a feed supplies the columns, :meth:`process_chunk` (pure: text cells in,
+    rows for :attr:`target` out) and, when it keeps derived tables, :meth:`apply`.
+    """
 
     name: str
-    required_columns: tuple[str, ...]
+    required_columns: tuple[str, ...] = ()
     optional_columns: tuple[str, ...] = ()
+    extra_columns_allowed: bool = False
     target: sa.Table
+    day_column: str | None = None  # column of ``target`` naming the day rows roll up into
+    strict: bool = False  # one invalid row rejects the whole file
     # What a cell of each column must be, for "is not ..." messages.
     kinds: dict[str, str] = {}
+    # Names of the per-file checks :meth:`checks` returns (declared on the inbox_file asset).
+    check_names: tuple[str, ...] = ()
 
-    def template(self) -> str:
+    def columns(
+        self, config: PipelineConfig, import_name: str | None
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(required, optional) columns; feeds whose template depends on config override."""
+        return self.required_columns, self.optional_columns
+
+    def template(self, config: PipelineConfig, import_name: str | None = None) -> str:
         """The CSV header line a user fills in."""
-        return ",".join((*self.required_columns, *self.optional_columns))
+        required, optional = self.columns(config, import_name)
+        return ",".join((*required, *optional))
 
-    def header_problem(self, header: list[str]) -> str | None:
+    def file_problem(self, context: FileContext) -> str | None:
+        """Why this file cannot be read as this feed at all (before opening it), or None."""
+        return None
+
+    def header_problem(self, header: list[str], context: FileContext) -> str | None:
         """A sentence describing what is wrong with the (normalised) header, or None."""
-        allowed = set(self.required_columns) | set(self.optional_columns)
+        required, optional = self.columns(context.config, context.import_name)
+        allowed = set(required) | set(optional)
         duplicates = sorted({c for c in header if header.count(c) > 1})
         if duplicates:
             return f"column {duplicates[0]!r} appears more than once in the header"
-        missing = [c for c in self.required_columns if c not in header]
+        missing = [c for c in required if c not in header]
         if missing:
             return f"required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing"
         unknown = [c for c in header if c not in allowed]
-        if unknown:
-            return (
-                f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
-                f" (the {self.name} template is: {self.template()})"
-            )
+        if unknown and not self.extra_columns_allowed:
+            template = self.template(context.config, context.import_name)
+            names = ", ".join(map(repr, unknown))
+            plural = "s" if len(unknown) > 1 else ""
+            return f"unknown column{plural} {names} (the {self.name} template is: {template})"
         return None
+
+    def prepare(self, conn: sa.Connection | None, context: FileContext) -> FileContext:
+        """Load what rows are checked against (in the file's transaction; ``conn`` is None for
+        a dry run without a warehouse). Raise :class:`ValueError` to reject the file."""
+        return context
 
     @abstractmethod
     def process_chunk(self, raw: pd.DataFrame, context: FileContext) -> ChunkResult:
         """Validate one chunk of text cells and return the rows for :attr:`target`."""
+
+    def apply(
+        self, conn: sa.Connection, context: FileContext, file_id: int, removed: list[int]
+    ) -> FeedChange:
+        """Inside the file's transaction, after its rows are in :attr:`target`: retire the
+        rows of the superseded versions ``removed`` and update derived tables. The default
+        deletes the removed versions' rows and reports the days of both."""
+        return FeedChange(
+            days=remove_file_rows(conn, self.target, self.day_column, [file_id], removed)
+        )
+
+    def checks(self, outcome: Any) -> list[FeedCheck]:
+        """Results of :attr:`check_names` for an ingested file (``outcome`` is IngestOutcome)."""
+        return []
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def remove_file_rows(
+    conn: sa.Connection,
+    table: sa.Table,
+    day_column: str | None,
+    kept: list[int],
+    removed: list[int],
+) -> set[date]:
+    """Delete ``removed`` files' rows from ``table``; return the days of ``kept`` and
+    ``removed`` files' rows (empty when the table has no day column)."""
+    days: set[date] = set()
+    file_id = table.c.file_id
+    if day_column is not None:
+        day = table.c[day_column]
+        for ids in (kept, removed):
+            if ids:
+                found = conn.execute(sa.select(day).where(file_id.in_(ids)).distinct())
+                days.update(_as_date(d) for d in found.scalars())
+    for old in removed:
+        conn.execute(table.delete().where(file_id == old))
+    return days
 
 
 def validate(

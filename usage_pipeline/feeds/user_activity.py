@@ -57,6 +57,7 @@ class UserActivityFeed(Feed):
     required_columns = ("account_id", "user_id", "module", "activity", "count")
     optional_columns = ("date", "timestamp")
     target = user_activity_contributions
+    day_column = "activity_date"
     kinds = {
         "count": "a number",
         "date": "a YYYY-MM-DD date",

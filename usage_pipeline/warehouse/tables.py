@@ -128,3 +128,198 @@ accounts = sa.Table(
     sa.Column("domain", sa.Text),
     sa.Column("name", sa.Text),
 )
+
+# ---------------------------------------------------------------------------------------
+# Seed feeds beyond user_activity (SPEC §2.2-§2.7). Public tables first, then the internal
+# per-file tables that let a correction replace exactly one file's contribution.
+
+account_attribute_history = sa.Table(
+    "account_attribute_history",
+    metadata,
+    sa.Column("account_id", sa.Text, primary_key=True),
+    sa.Column("attribute", sa.Text, primary_key=True),
+    sa.Column("valid_from", Day, primary_key=True),
+    sa.Column("value", sa.Text),
+    sa.Column("valid_to", Day),  # exclusive: the day the next value starts; null = current
+)
+
+product_usage = sa.Table(
+    "product_usage",
+    metadata,
+    sa.Column("product", sa.Text, primary_key=True),
+    sa.Column("account_id", sa.Text, primary_key=True),
+    sa.Column("dimension", sa.Text, primary_key=True),
+    sa.Column("period_start", Day, primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("period", sa.String(16), nullable=False),
+    sa.Column("value_numeric", sa.Float),
+    sa.Column("value_text", sa.Text),
+    sa.Column("value_boolean", sa.Boolean),
+    sa.Column("file_id", Id, nullable=False),
+)
+
+product_dimensions = sa.Table(
+    "product_dimensions",
+    metadata,
+    sa.Column("product", sa.Text, primary_key=True),
+    sa.Column("dimension", sa.Text, primary_key=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("created_file_id", Id, nullable=False),
+)
+
+usage_events = sa.Table(
+    "usage_events",
+    metadata,
+    sa.Column("event_ref", sa.Text, primary_key=True),
+    sa.Column("customer_ref", sa.Text, nullable=False),
+    sa.Column("subscription_ref", sa.Text),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("occurred_at", Instant, nullable=False),
+    sa.Column("billing_period", sa.String(7), nullable=False),
+    sa.Column("properties", sa.Text, nullable=False),
+    sa.Column("meters", sa.Text, nullable=False),
+    sa.Column("file_id", Id, nullable=False),
+    sa.Index("ix_usage_events_file", "file_id"),
+)
+
+usage_meter_daily = sa.Table(
+    "usage_meter_daily",
+    metadata,
+    sa.Column("day", Day, primary_key=True),
+    sa.Column("customer_ref", sa.Text, primary_key=True),
+    sa.Column("subscription_ref", sa.Text, primary_key=True),  # '' when the event had none
+    sa.Column("event", sa.Text, primary_key=True),
+    sa.Column("meter", sa.Text, primary_key=True),
+    sa.Column("total", sa.Float, nullable=False),
+    sa.Column("events", sa.BigInteger, nullable=False),
+)
+
+billing_periods = sa.Table(
+    "billing_periods",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("closes_at", Instant, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("identity", sa.Text, primary_key=True),
+    sa.Column("event", sa.Text, primary_key=True),
+    sa.Column("occurred_at", Instant, primary_key=True),
+    sa.Column("properties", sa.Text, nullable=False),
+    sa.Column("file_id", Id, nullable=False),
+)
+
+events_daily = sa.Table(
+    "events_daily",
+    metadata,
+    sa.Column("day", Day, primary_key=True),
+    sa.Column("event", sa.Text, primary_key=True),
+    sa.Column("events", sa.BigInteger, nullable=False),
+    sa.Column("identities", sa.BigInteger, nullable=False),
+)
+
+# Internal per-file tables -------------------------------------------------------------
+
+account_usage_contributions = sa.Table(
+    "account_usage_contributions",
+    metadata,
+    sa.Column("file_id", Id, nullable=False),
+    sa.Column("activity_date", Day, nullable=False),
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("module", sa.Text, nullable=False),
+    sa.Column("activity", sa.Text, nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Index("ix_account_usage_contributions_day_file", "activity_date", "file_id"),
+)
+
+attribute_observations = sa.Table(
+    "attribute_observations",
+    metadata,
+    sa.Column("file_id", Id, nullable=False),
+    sa.Column("row_number", sa.BigInteger, nullable=False),
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("attribute", sa.Text, nullable=False),
+    sa.Column("observed_on", Day, nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Index("ix_attribute_observations_account", "account_id", "attribute"),
+    sa.Index("ix_attribute_observations_file", "file_id"),
+)
+
+account_observations = sa.Table(
+    "account_observations",
+    metadata,
+    sa.Column("file_id", Id, nullable=False),
+    sa.Column("row_number", sa.BigInteger, nullable=False),
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("crm_id", sa.Text),
+    sa.Column("domain", sa.Text),
+    sa.Column("name", sa.Text),
+    sa.Index("ix_account_observations_account", "account_id"),
+    sa.Index("ix_account_observations_file", "file_id"),
+)
+
+product_usage_observations = sa.Table(
+    "product_usage_observations",
+    metadata,
+    sa.Column("file_id", Id, nullable=False),
+    sa.Column("row_number", sa.BigInteger, nullable=False),
+    sa.Column("product", sa.Text, nullable=False),
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("dimension", sa.Text, nullable=False),
+    sa.Column("period_start", Day, nullable=False),
+    sa.Column("period", sa.String(16), nullable=False),
+    sa.Column("value_numeric", sa.Float),
+    sa.Column("value_text", sa.Text),
+    sa.Column("value_boolean", sa.Boolean),
+    sa.Index("ix_product_usage_observations_key", "product", "account_id", "dimension"),
+    sa.Index("ix_product_usage_observations_file", "file_id"),
+)
+
+usage_event_meters = sa.Table(
+    "usage_event_meters",
+    metadata,
+    sa.Column("file_id", Id, nullable=False),
+    sa.Column("event_ref", sa.Text, nullable=False),
+    sa.Column("day", Day, nullable=False),
+    sa.Column("customer_ref", sa.Text, nullable=False),
+    sa.Column("subscription_ref", sa.Text, nullable=False),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("meter", sa.Text, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Index("ix_usage_event_meters_day_file", "day", "file_id"),
+)
+
+event_candidates = sa.Table(
+    "event_candidates",
+    metadata,
+    sa.Column("file_id", Id, nullable=False),
+    sa.Column("row_number", sa.BigInteger, nullable=False),
+    sa.Column("identity", sa.Text, nullable=False),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("occurred_at", Instant, nullable=False),
+    sa.Column("day", Day, nullable=False),
+    sa.Column("properties", sa.Text, nullable=False),
+    sa.Index("ix_event_candidates_key", "identity", "event", "occurred_at"),
+    sa.Index("ix_event_candidates_file", "file_id"),
+)
+
+# Staging of a usage_events file before event_ref de-duplication (one file at a time).
+usage_event_rows = sa.Table(
+    "usage_event_rows",
+    metadata,
+    sa.Column("file_id", Id, nullable=False),
+    sa.Column("row_number", sa.BigInteger, nullable=False),
+    sa.Column("event_ref", sa.Text, nullable=False),
+    sa.Column("customer_ref", sa.Text, nullable=False),
+    sa.Column("subscription_ref", sa.Text),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("occurred_at", Instant, nullable=False),
+    sa.Column("day", Day, nullable=False),
+    sa.Column("billing_period", sa.String(7), nullable=False),
+    sa.Column("properties", sa.Text, nullable=False),
+    sa.Column("meters", sa.Text, nullable=False),
+    sa.Index("ix_usage_event_rows_file", "file_id"),
+)
