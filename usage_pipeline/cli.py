@@ -306,6 +306,13 @@ def _status(config: PipelineConfig, limit: int = 20) -> int:
             "Files by status: "
             + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
         )
+        by_feed: dict[str, list[str]] = {}
+        for feed, file_status, number in conn.execute(
+            sa.select(f.feed, f.status, sa.func.count()).group_by(f.feed, f.status)
+        ).all():
+            by_feed.setdefault(feed or "(no feed folder)", []).append(f"{file_status} {number}")
+        for feed in sorted(set(FEEDS) | set(by_feed)):
+            click.echo(f"  {feed:<20} {', '.join(sorted(by_feed.get(feed, []))) or 'no files'}")
         now = datetime.now(timezone.utc)
         drop = drop_status(
             conn, due_day(now, config.tz, config.drop_deadline, config.drop_grace), config.tz

@@ -13,7 +13,8 @@ import pandas as pd
 FIRST_DAY = date(2009, 1, 1)
 
 _NAME_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
-_HAS_OFFSET = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
+# An offset only counts after a time of day ("2026-11-20" ends in "-20" but has none).
+_HAS_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 

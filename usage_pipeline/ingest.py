@@ -61,8 +61,9 @@ class IngestOutcome:
     checks: list[FeedCheck] = field(default_factory=list)
 
     @property
-    def reject_ratio(self) -> float:
-        return self.rows_rejected / self.rows_total if self.rows_total else 0.0
+    def invalid_ratio(self) -> float:
+        """Share of rows with invalid cells (what max_reject_ratio limits)."""
+        return self.rows_invalid / self.rows_total if self.rows_total else 0.0
 
 
 class FileRejected(Exception):
@@ -401,11 +402,15 @@ def _ingest_claimed(
                 outcome.days_touched = sorted(change.days)
                 outcome.tables = sorted(change.tables)
                 outcome.notes = change.notes
+                if change.rows_loaded is not None:
+                    outcome.rows_loaded = change.rows_loaded
                 if log.count:
                     outcome.error = (
                         f"File {obj.key}: {outcome.rows_rejected} of {outcome.rows_total} rows"
                         f" rejected (first: {log.first})."
                     )
+                if change.ledger_note:
+                    outcome.error = " ".join(filter(None, [outcome.error, change.ledger_note]))
             outcome.checks = feed.checks(outcome)
         if problem and duplicate is None:
             log = ErrorLog(folder)

@@ -17,6 +17,7 @@ from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.daily import ROLLUP_JOB, SNAPSHOT_JOB
 from usage_pipeline.defs.drop_watch import DROP_WATCH_JOB
 from usage_pipeline.defs.followups import FollowupCursor, plan_rollups, plan_snapshot_refreshes
+from usage_pipeline.defs.ingestion import INBOX_FILE
 from usage_pipeline.defs.partitions import INBOX_FILES
 from usage_pipeline.defs.tags import AS_OF_TAG, FORCE_TAG
 from usage_pipeline.sensing import InboxCursor, SensedFile, partition_key_for, sense
@@ -113,6 +114,8 @@ class PipelineRunner:
         for sensed in files:
             result = self._execute("ingest_file_job", sensed.partition_key, tags)
             for event in result.get_asset_materialization_events():
+                if event.asset_key != INBOX_FILE:
+                    continue  # the tables a file rewrote are reported too
                 metadata = event.materialization.metadata
                 self.report.files.append({k: v.value for k, v in metadata.items()})
 

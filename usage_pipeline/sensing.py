@@ -19,6 +19,8 @@ from usage_pipeline.warehouse.tables import ingested_files
 # (S3 LastModified is the start of an upload, so a slow upload can appear "late").
 LOOKBACK = timedelta(hours=1)
 SHA_IN_PARTITION_KEY = 16
+# Feeds other feeds' rows are matched against: requested first when several files are new.
+FIRST_FEEDS = ("accounts",)
 
 
 @dataclass(frozen=True)
@@ -109,11 +111,12 @@ def needs_ingestion(conn: sa.Connection, key: str, sha: str) -> tuple[bool, int]
 def sense(
     source: FileSource, engine: sa.Engine, cursor: InboxCursor, max_files: int = 500
 ) -> tuple[list[SensedFile], InboxCursor]:
-    """List the inbox, hash objects not yet seen (oldest first, at most ``max_files``) and
-    return the versions that need ingestion plus the advanced cursor."""
+    """List the inbox, hash objects not yet seen (``accounts`` files first, then oldest first,
+    at most ``max_files``) and return the versions that need ingestion plus the advanced
+    cursor."""
     candidates = sorted(
         (o for o in source.list_objects() if not cursor.is_seen(o)),
-        key=lambda o: (_changed(o), o.key),
+        key=lambda o: (o.feed not in FIRST_FEEDS, _changed(o), o.key),
     )[:max_files]
     hashed = []
     for obj in candidates:

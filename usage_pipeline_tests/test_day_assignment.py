@@ -12,6 +12,7 @@ import pytest
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.days import drop_date
+from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.partitions import daily_partitions
 from usage_pipeline_tests.helpers import drop, rows, run
 
@@ -32,6 +33,7 @@ DST_CASES = [
     ("fall-5", "2026-11-02T04:30:00Z", "2026-11-01"),  # 23:30 EST
     ("fall-6", "2026-11-02T05:00:00+00:00", "2026-11-02"),  # 00:00 EST
     ("fall-7", "2026-11-02T00:30:00+01:00", "2026-11-01"),  # 18:30 EST
+    ("date-only", "2026-11-20", "2026-11-20"),  # "-20" is not an offset
 ]
 
 
@@ -107,3 +109,32 @@ def test_daily_partitions_follow_the_instance_zone() -> None:
     assert fall.start.isoformat() == "2026-11-01T00:00:00-04:00"
     assert fall.end.timestamp() - fall.start.timestamp() == timedelta(hours=25).total_seconds()
     assert spring.end.timestamp() - spring.start.timestamp() == timedelta(hours=23).total_seconds()
+
+
+def test_snapshot_schedule_targets_the_day_that_just_completed() -> None:
+    definitions = build_definitions(PipelineConfig(timezone="America/New_York"))
+    schedule = definitions.resolve_schedule_def("snapshot_schedule")
+    tick = datetime(2026, 11, 21, 0, 30, tzinfo=NEW_YORK)
+
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        requests = schedule.evaluate_tick(context).run_requests
+
+    assert schedule.cron_schedule == "30 0 * * *"
+    assert schedule.execution_timezone == "America/New_York"
+    assert [r.partition_key for r in requests] == ["2026-11-20"]
+
+
+def test_a_row_dated_tomorrow_is_rolled_up(inbox: Path, sqlite_url: str) -> None:
+    tomorrow = datetime.now(timezone.utc).date() + timedelta(days=1)
+    config = PipelineConfig(inbox=str(inbox), warehouse=sqlite_url)
+    drop(inbox, "user_activity/early.csv", [f"A1,u1,Reports,view,2,{tomorrow}T01:00:00Z"])
+
+    with dg.instance_for_test() as instance:
+        report = run(config, instance, as_of=datetime.now(timezone.utc))
+
+    assert report.failed_runs == []
+    assert report.rollup_days == [tomorrow.isoformat()]
+    assert rows(sqlite_url, "user_activity_daily", columns="activity_date, count") == [
+        (tomorrow.isoformat(), 2)
+    ]

@@ -35,7 +35,8 @@ def _day(context: dg.AssetExecutionContext) -> date:
 
 def build_daily_definitions(timezone: str) -> DailyDefinitions:
     """Rollup and snapshot assets partitioned by day in ``timezone``."""
-    days = daily_partitions(timezone)
+    days = daily_partitions(timezone, end_offset=2)
+    completed_days = daily_partitions(timezone, end_offset=0)
 
     def rollup_asset(rollup: rollups.DailyRollup) -> dg.AssetsDefinition:
         key = dg.AssetKey(rollup.name)
@@ -102,7 +103,7 @@ def build_daily_definitions(timezone: str) -> DailyDefinitions:
     @dg.asset(
         key=ACCOUNT_SNAPSHOT,
         group_name="snapshots",
-        partitions_def=days,
+        partitions_def=completed_days,
         deps=snapshot_deps,
         description="Per-account usage as of the partition day (1/7/30-day windows).",
     )
@@ -116,7 +117,7 @@ def build_daily_definitions(timezone: str) -> DailyDefinitions:
     @dg.asset(
         key=USER_SNAPSHOT,
         group_name="snapshots",
-        partitions_def=days,
+        partitions_def=completed_days,
         deps=snapshot_deps,
         description="Per-user usage as of the partition day (7/30-day windows).",
     )

@@ -82,7 +82,7 @@ def outcome_checks(outcome: IngestOutcome, max_ratio: float) -> list[dg.AssetChe
     return _feed_check_results(outcome) + [
         dg.AssetCheckResult(
             check_name=VALIDATION_CHECK,
-            passed=not rejected and outcome.rows_rejected == 0,
+            passed=not rejected and outcome.rows_invalid == 0,
             description=outcome.error,
             severity=dg.AssetCheckSeverity.ERROR if rejected else dg.AssetCheckSeverity.WARN,
             metadata={
@@ -93,10 +93,10 @@ def outcome_checks(outcome: IngestOutcome, max_ratio: float) -> list[dg.AssetChe
         ),
         dg.AssetCheckResult(
             check_name=REJECT_RATIO_CHECK,
-            passed=outcome.reject_ratio <= max_ratio and not rejected,
-            description=f"{outcome.rows_rejected} of {outcome.rows_total} rows rejected"
+            passed=outcome.invalid_ratio <= max_ratio and not rejected,
+            description=f"{outcome.rows_invalid} of {outcome.rows_total} rows invalid"
             f" (max_reject_ratio {max_ratio:g}).",
-            metadata={"reject_ratio": outcome.reject_ratio, "max_reject_ratio": max_ratio},
+            metadata={"invalid_ratio": outcome.invalid_ratio, "max_reject_ratio": max_ratio},
         ),
         dg.AssetCheckResult(
             check_name=DUPLICATE_CHECK,
@@ -132,6 +132,12 @@ def outcome_checks(outcome: IngestOutcome, max_ratio: float) -> list[dg.AssetChe
             DUPLICATE_CHECK,
             asset=INBOX_FILE,
             description="The bytes were not already loaded under another key.",
+        ),
+        *(
+            dg.AssetCheckSpec(
+                name, asset=INBOX_FILE, description=f"Per-file check of the {feed} feed."
+            )
+            for name, feed in FEED_CHECK_FEEDS.items()
         ),
     ],
     description=(

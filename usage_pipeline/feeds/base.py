@@ -70,6 +70,8 @@ class FeedChange:
     days: set[date] = field(default_factory=set)  # days whose daily rollups must be rebuilt
     tables: set[str] = field(default_factory=set)  # non-daily tables rewritten (for Dagster)
     notes: dict[str, Any] = field(default_factory=dict)  # materialisation metadata
+    rows_loaded: int | None = None  # rows that really added data, when fewer than validated
+    ledger_note: str | None = None  # a sentence for the ledger's error column
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,7 @@ usage_events = sa.Table(
     sa.Column("meters", sa.Text, nullable=False),
     sa.Column("file_id", Id, nullable=False),
     sa.Index("ix_usage_events_file", "file_id"),
+    sa.Index("ix_usage_events_period", "billing_period"),
 )
 
 usage_meter_daily = sa.Table(

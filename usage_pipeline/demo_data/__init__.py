@@ -1,0 +1,1 @@
+"""Sample drops of the seed feeds for ``usage-pipeline demo`` (one module per feed)."""
