@@ -111,6 +111,17 @@ def demo_drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
     return drops
 
 
+def all_demo_drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
+    """Every feed's demo files: user activity plus the Totango, Statisfy, Solvimon and
+    Kissmetrics style feeds (their configuration is in data/pipeline.yaml)."""
+    from usage_pipeline.demo_data import kissmetrics, solvimon, statisfy, totango
+
+    drops = demo_drops(first_night, nights, tz)
+    for module in (totango, statisfy, solvimon, kissmetrics):
+        drops += module.drops(first_night, nights, tz)
+    return drops
+
+
 def play_demo(
     inbox: Path,
     tz: ZoneInfo,
@@ -120,7 +131,7 @@ def play_demo(
 ) -> None:
     """Drop each night's files at 23:00 and call ``run_night`` the next morning at 01:30."""
     first = today - timedelta(days=nights)
-    drops = demo_drops(first, nights, tz)
+    drops = all_demo_drops(first, nights, tz)
     for index in range(nights):
         night = first + timedelta(days=index)
         tonight = [d for d in drops if d.night == night]

@@ -53,3 +53,21 @@ def test_invalid_keys_are_named(tmp_path: Path, text: str, message: str) -> None
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path, environ={})
+
+
+def test_the_committed_example_config_serves_the_demo() -> None:
+    from usage_pipeline.config import parse_config
+    from usage_pipeline.demo_data import kissmetrics, solvimon, statisfy
+
+    example = load_config(Path(__file__).parent.parent / "data" / "pipeline.yaml", environ={})
+    demo = parse_config(
+        {**statisfy.CONFIG, "usage_events": solvimon.CONFIG, "events": kissmetrics.CONFIG}
+    )
+
+    assert (example.products, example.imports) == (demo.products, demo.imports)
+    assert (example.usage_events, example.events) == (demo.usage_events, demo.events)
+    assert (example.inbox, example.warehouse, example.timezone) == (
+        "data/inbox",
+        "sqlite:///data/warehouse.db",
+        "UTC",
+    )

@@ -117,7 +117,11 @@ def test_snapshot_schedule_targets_the_day_that_just_completed() -> None:
     tick = datetime(2026, 11, 21, 0, 30, tzinfo=NEW_YORK)
 
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=tick,
+            repository_def=definitions.get_repository_def(),
+        )
         requests = schedule.evaluate_tick(context).run_requests
 
     assert schedule.cron_schedule == "30 0 * * *"

@@ -184,12 +184,11 @@ def test_account_usage_last_row_wins_across_chunks_attributes_and_row_errors(
     ]
     loaded = next(f for f in ingested(report) if f["status"] == "loaded")
     assert loaded["rows_superseded_in_file"] == 2
-    assert rows(warehouse_url, "rejected_rows", columns="row_number, column_name, value, error")[
-        1:
-    ] == [
-        (5, "reports##view", "abc", "reports##view 'abc' is not a non-negative whole number"),
-        (7, "admin##login", "1.5", "admin##login '1.5' is not a whole number"),
-        (7, "reports##view", "-1", "reports##view '-1' is negative"),
+    assert rows(warehouse_url, "rejected_rows") == [
+        (1, 2, "reports##view", "N/A", "reports##view 'N/A' is not a non-negative whole number"),
+        (2, 5, "reports##view", "abc", "reports##view 'abc' is not a non-negative whole number"),
+        (2, 7, "admin##login", "1.5", "admin##login '1.5' is not a whole number"),
+        (2, 7, "reports##view", "-1", "reports##view '-1' is negative"),
     ]
     assert rows(warehouse_url, "account_activity_daily") == [
         ("2026-11-19", "A2", "admin", "login", "account_usage", 0, None),
@@ -425,6 +424,10 @@ def test_check_good_and_bad_files(project: Path) -> None:
         assert result.output.splitlines()[-1] == f"REJECTED: the file would be rejected: {reason}."
     assert not (project / "data" / "warehouse.db").exists()
 
+    get_engine("sqlite:///data/warehouse.db")  # with a warehouse, check still writes nothing
+    assert invoke("check", str(usage), "--feed", "account_usage").output == ok.output
+    assert rows("sqlite:///data/warehouse.db", "ingested_files") == []
+
 
 def test_demo_drops_load_night_by_night(inbox: Path, sqlite_url: str, instance) -> None:
     tz = ZoneInfo("UTC")
@@ -453,8 +456,8 @@ def test_demo_drops_load_night_by_night(inbox: Path, sqlite_url: str, instance) 
     assert rows(sqlite_url, "accounts")[1] == (
         "ACME-002",
         "CRM-1002",
-        "https://www.acme-two.example.com/",
-        "Acme Analytics",
+        "https://www.acme-002.example.com/",
+        "Acme Analytics Group",
     )
     days = {r[0] for r in rows(sqlite_url, "account_activity_daily")}
     assert days == {"2026-11-08", "2026-11-09", "2026-11-10", "2026-11-12", "2026-11-14"}

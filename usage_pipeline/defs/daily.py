@@ -1,7 +1,8 @@
 """Daily-partitioned rollups and snapshots (instance zone), their checks, jobs and schedule."""
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -35,8 +36,7 @@ def _day(context: dg.AssetExecutionContext) -> date:
 
 def build_daily_definitions(timezone: str) -> DailyDefinitions:
     """Rollup and snapshot assets partitioned by day in ``timezone``."""
-    days = daily_partitions(timezone, end_offset=2)
-    completed_days = daily_partitions(timezone, end_offset=0)
+    days = daily_partitions(timezone)
 
     def rollup_asset(rollup: rollups.DailyRollup) -> dg.AssetsDefinition:
         key = dg.AssetKey(rollup.name)
@@ -103,7 +103,7 @@ def build_daily_definitions(timezone: str) -> DailyDefinitions:
     @dg.asset(
         key=ACCOUNT_SNAPSHOT,
         group_name="snapshots",
-        partitions_def=completed_days,
+        partitions_def=days,
         deps=snapshot_deps,
         description="Per-account usage as of the partition day (1/7/30-day windows).",
     )
@@ -117,7 +117,7 @@ def build_daily_definitions(timezone: str) -> DailyDefinitions:
     @dg.asset(
         key=USER_SNAPSHOT,
         group_name="snapshots",
-        partitions_def=completed_days,
+        partitions_def=days,
         deps=snapshot_deps,
         description="Per-user usage as of the partition day (7/30-day windows).",
     )
@@ -136,14 +136,20 @@ def build_daily_definitions(timezone: str) -> DailyDefinitions:
         SNAPSHOT_JOB,
         selection=dg.AssetSelection.assets(ACCOUNT_SNAPSHOT, USER_SNAPSHOT),
     )
-    snapshot_schedule = dg.build_schedule_from_partitioned_job(
-        snapshot_job,
+
+    @dg.schedule(
         name="snapshot_schedule",
-        hour_of_day=0,
-        minute_of_hour=30,
+        job=snapshot_job,
+        cron_schedule="30 0 * * *",
+        execution_timezone=timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="00:30 instance time: snapshots for the day that just completed.",
     )
+    def snapshot_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        tick = context.scheduled_execution_time.astimezone(ZoneInfo(timezone))
+        day = (tick.date() - timedelta(days=1)).isoformat()
+        return dg.RunRequest(run_key=f"snapshot:{day}", partition_key=day)
+
     return DailyDefinitions(
         assets=[*rollup_assets, account_usage_snapshot, user_usage_snapshot],
         jobs=[rollup_job, snapshot_job],

@@ -9,10 +9,10 @@ from usage_pipeline.days import FIRST_DAY
 INBOX_FILES = dg.DynamicPartitionsDefinition(name="inbox_files")
 
 
-def daily_partitions(timezone: str, end_offset: int = 2) -> dg.DailyPartitionsDefinition:
-    """Days from FIRST_DAY in the instance zone. Rollups use ``end_offset=2`` (through
-    tomorrow: rows may be dated up to a day ahead); snapshots use ``0`` (through the last
-    completed day, which is what the 00:30 schedule targets)."""
+def daily_partitions(timezone: str) -> dg.DailyPartitionsDefinition:
+    """Days from FIRST_DAY through tomorrow in the instance zone: rows may be dated up to a
+    day ahead, and a run may act as of today. The snapshot schedule requests the completed
+    day explicitly."""
     return dg.DailyPartitionsDefinition(
-        start_date=FIRST_DAY.isoformat(), timezone=timezone, end_offset=end_offset
+        start_date=FIRST_DAY.isoformat(), timezone=timezone, end_offset=2
     )

@@ -1,7 +1,7 @@
 """Demo drops of the Totango feeds (SPEC §2.2-§2.4):
 
 - ``accounts/``: the account directory on the first night (ACME-001 … ACME-008, as in
-  :mod:`usage_pipeline.demo`), then an update (a new domain for ACME-002, a new account
+  :mod:`usage_pipeline.demo`), then an update (ACME-002 renamed, a new account
   ACME-009) — the latest file wins per account;
 - ``account_attributes/``: plan, CSM and region every night (dated); ACME-003 upgrades to
   Enterprise on the third night; a late file for the second night says ACME-005 was on
@@ -37,10 +37,10 @@ def _number(account: str) -> int:
     return int(account.rsplit("-", 1)[1])
 
 
-def _directory_row(account: str, domain: str | None = None) -> str:
+def _directory_row(account: str, domain: str | None = None, suffix: str = "") -> str:
     n = _number(account)
     domain = domain or f"acme-{n:03d}.example.com"
-    return f"{account},CRM-{1000 + n},{domain},Acme {NAMES[(n - 1) % len(NAMES)]}\n"
+    return f"{account},CRM-{1000 + n},{domain},Acme {NAMES[(n - 1) % len(NAMES)]}{suffix}\n"
 
 
 def _attributes(plans: dict[str, str], accounts: list[str], day: date) -> bytes:
@@ -86,10 +86,11 @@ def drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
             f"accounts/accounts_{update.isoformat()}.csv",
             (
                 "account_id,crm_id,domain,name\n"
-                + _directory_row("ACME-002", "https://www.acme-two.example.com/")
+                # renamed; its domain pasted as a URL (stored as given, matched normalised)
+                + _directory_row("ACME-002", "https://www.acme-002.example.com/", " Group")
                 + _directory_row("ACME-009")
             ).encode(),
-            "directory update: ACME-002 new domain, new ACME-009 (latest file wins)",
+            "directory update: ACME-002 renamed, new ACME-009 (latest file wins)",
         )
     )
 

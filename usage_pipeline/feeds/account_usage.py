@@ -8,7 +8,9 @@ file's drop date), then
 - any other column: an account attribute, recorded in ``account_attribute_history`` exactly
   like an ``account_attributes`` column (SPEC §2.3).
 
-Invalid rows are rejected one by one under ``max_reject_ratio`` (as in §2.1).
+Invalid rows are rejected one by one under ``max_reject_ratio`` (as in §2.1). Column names
+are matched case-insensitively, so module, activity and attribute names arrive in lower case
+(``Reports##View`` -> module ``reports``, activity ``view``), blanks around ``##`` trimmed.
 
 **Last row wins**: within one file, the last valid row of an account (per day when the file
 has a ``date`` column) is that account's row; earlier rows of the same account and day are
@@ -84,16 +86,14 @@ account_usage_staging = sa.Table(
 STAGING_COLUMNS = [c.name for c in account_usage_staging.columns if c.name != "file_id"]
 
 
-def split_item(column: str) -> tuple[str, str] | None:
-    """``'reports##view'`` -> ``('reports', 'view')``; None when not a count column."""
-    if SEPARATOR not in column:
-        return None
-    module, activity = column.split(SEPARATOR, 1)
-    return module, activity
-
-
 def _is_count(column: str) -> bool:
     return SEPARATOR in column
+
+
+def split_item(column: str) -> tuple[str, str]:
+    """``'reports ## view'`` -> ``('reports', 'view')`` (a count column's module, activity)."""
+    module, activity = column.split(SEPARATOR, 1)
+    return module.strip(), activity.strip()
 
 
 class AccountUsageFeed(Feed):
@@ -115,8 +115,8 @@ class AccountUsageFeed(Feed):
         if problem:
             return problem
         for column in filter(_is_count, header):
-            module, activity = split_item(column) or ("", "")
-            if not module.strip() or not activity.strip() or SEPARATOR in activity:
+            module, activity = split_item(column)
+            if not module or not activity or SEPARATOR in activity:
                 return (
                     f"column {column!r} is not a count column of the form"
                     " <Module>##<Activity> (one '##' between a module and an activity)"
@@ -157,7 +157,7 @@ class AccountUsageFeed(Feed):
         for column in counts:
             present = good[column].notna().to_numpy()
             if present.any():
-                module, activity = split_item(column) or ("", "")
+                module, activity = split_item(column)
                 frames.append(
                     pd.DataFrame(
                         {

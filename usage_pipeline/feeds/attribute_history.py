@@ -16,8 +16,11 @@ a function of those observations, per (account, attribute):
 :func:`update_history` keeps that function up to date incrementally, inside the file's
 transaction: for each (account, attribute) pair the file (or the versions it supersedes)
 observed, only the history from the pair's earliest changed day ``d0`` is rewritten, seeded
-by the value in force before ``d0``. The cost follows the touched pairs and their
-observations from ``d0`` on — a nightly file costs the same on day 10 as on day 1000.
+by the value in force before ``d0``. Every statement is driven by the file's observations
+(``file_id`` index) and the history's primary key, so the cost follows the touched pairs, not
+the whole history. (Reading a pair's observations from ``d0`` on goes through the
+``(account_id, attribute)`` index, i.e. through the pair's index entries; adding
+``observed_on`` to that index would make it a range scan from ``d0``.)
 """
 
 from __future__ import annotations
