@@ -115,6 +115,11 @@ def _lock_status(conn: sa.Connection, file_id: int) -> str:
 
 
 def _find_duplicate(conn: sa.Connection, feed: str, obj: SourceObject, sha: str) -> sa.Row | None:
+    """An already loaded file of ``feed`` with the same bytes under another key. On
+    PostgreSQL a transaction lock on the digest makes concurrent loads of identical bytes
+    queue, so the second one sees the first as loaded."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:sha))"), {"sha": sha})
     f = ingested_files.c
     return conn.execute(
         sa.select(f.file_id, f.source_key)
@@ -231,6 +236,8 @@ def scan_file(
         problem = feed.header_problem(stream.header, context)
         if problem:
             raise FileRejected(problem)
+        if feed.extra_columns_allowed:
+            stream.keep_original_names(set(sum(feed.columns(config, context.import_name), ())))
         days: set[str] = set()
         for raw in stream.chunks():
             result = feed.process_chunk(raw, context)

@@ -88,6 +88,15 @@ class CsvStream:
     _chunks: Iterator[pd.DataFrame]
     _handle: io.BufferedReader
 
+    def keep_original_names(self, known: set[str]) -> None:
+        """Give columns that are not ``known`` (already lower-case) their original, trimmed
+        names: such columns carry data in their names (``Reports##View``, attributes,
+        event properties), which must not be lower-cased."""
+        self.header = [
+            name if name in known else original
+            for name, original in zip(self.header, self.original_header, strict=True)
+        ]
+
     def chunks(self) -> Iterator[pd.DataFrame]:
         try:
             for chunk in self._chunks:

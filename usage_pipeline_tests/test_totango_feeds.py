@@ -19,7 +19,7 @@ from usage_pipeline.demo_data.totango import drops
 from usage_pipeline.ingest import ingest_file
 from usage_pipeline.runner import RunReport
 from usage_pipeline.sources import open_source
-from usage_pipeline.warehouse.engine import get_engine
+from usage_pipeline.warehouse.engine import dispose_engines, get_engine
 from usage_pipeline_tests.helpers import drop, rows, run
 
 AS_OF = datetime(2026, 11, 21, 6, tzinfo=timezone.utc)  # snapshots 2026-11-20
@@ -44,14 +44,14 @@ def test_account_usage_and_user_activity_both_count_once(
     drop(
         inbox,
         "user_activity/usage_2026-11-20.csv",
-        ["A1,u1,reports,view,3,2026-11-20", "A1,u2,reports,view,2,2026-11-20"],
+        ["A1,u1,Reports,view,3,2026-11-20", "A1,u2,Reports,view,2,2026-11-20"],
         header="account_id,user_id,module,activity,count,date",
     )
     drop(
         inbox,
         "account_usage/account_usage_2026-11-20.csv",
         ["A1,10,0", "A2,4,"],
-        header="account_id,reports##view,admin##login",
+        header="account_id,Reports##view,Admin##login",  # names kept as written
     )
 
     report = run(config, instance, as_of=AS_OF)
@@ -62,10 +62,10 @@ def test_account_usage_and_user_activity_both_count_once(
     assert report.failed_checks == [] and report.failed_runs == []
     assert ingested(again) == [] and again.rollup_days == []
     assert rows(config.warehouse, "account_activity_daily") == [
-        ("2026-11-20", "A1", "admin", "login", "account_usage", 0, None),
-        ("2026-11-20", "A1", "reports", "view", "account_usage", 10, None),
-        ("2026-11-20", "A1", "reports", "view", "user_activity", 5, 2),
-        ("2026-11-20", "A2", "reports", "view", "account_usage", 4, None),
+        ("2026-11-20", "A1", "Admin", "login", "account_usage", 0, None),
+        ("2026-11-20", "A1", "Reports", "view", "account_usage", 10, None),
+        ("2026-11-20", "A1", "Reports", "view", "user_activity", 5, 2),
+        ("2026-11-20", "A2", "Reports", "view", "account_usage", 4, None),
     ]
     assert rows(
         config.warehouse,
@@ -73,8 +73,8 @@ def test_account_usage_and_user_activity_both_count_once(
         columns="snapshot_date, account_id, active_users_1d, activity_1d, activity_30d,"
         " top_module_30d, last_activity_date",
     ) == [
-        ("2026-11-20", "A1", 2, 15, 15, "reports", "2026-11-20"),
-        ("2026-11-20", "A2", 0, 4, 4, "reports", "2026-11-20"),
+        ("2026-11-20", "A1", 2, 15, 15, "Reports", "2026-11-20"),
+        ("2026-11-20", "A2", 0, 4, 4, "Reports", "2026-11-20"),
     ]
 
 
@@ -166,7 +166,7 @@ def test_account_usage_last_row_wins_across_chunks_attributes_and_row_errors(
         [
             "A1,2026-11-20,5,1,Pro",  # row 2, chunk 1: superseded by row 4
             "A2,2026-11-20,7,,Basic",  # row 3
-            "A1,2026-11-20,9,,Enterprise",  # row 4, chunk 2: A1 wins, without admin##login
+            "A1,2026-11-20,9,,Enterprise",  # row 4, chunk 2: A1 wins, without Admin##Login
             "A3,2026-11-20,abc,2,Pro",  # row 5: row error
             "A2,2026-11-19,3,0,",  # row 6: another day of A2 (a real zero; no plan)
             "A3,2026-11-20,-1,1.5,Pro",  # row 7: row error (two cells)
@@ -185,20 +185,20 @@ def test_account_usage_last_row_wins_across_chunks_attributes_and_row_errors(
     loaded = next(f for f in ingested(report) if f["status"] == "loaded")
     assert loaded["rows_superseded_in_file"] == 2
     assert rows(warehouse_url, "rejected_rows") == [
-        (1, 2, "reports##view", "N/A", "reports##view 'N/A' is not a non-negative whole number"),
-        (2, 5, "reports##view", "abc", "reports##view 'abc' is not a non-negative whole number"),
-        (2, 7, "admin##login", "1.5", "admin##login '1.5' is not a whole number"),
-        (2, 7, "reports##view", "-1", "reports##view '-1' is negative"),
+        (1, 2, "Reports##View", "N/A", "Reports##View 'N/A' is not a non-negative whole number"),
+        (2, 5, "Reports##View", "abc", "Reports##View 'abc' is not a non-negative whole number"),
+        (2, 7, "Admin##Login", "1.5", "Admin##Login '1.5' is not a whole number"),
+        (2, 7, "Reports##View", "-1", "Reports##View '-1' is negative"),
     ]
     assert rows(warehouse_url, "account_activity_daily") == [
-        ("2026-11-19", "A2", "admin", "login", "account_usage", 0, None),
-        ("2026-11-19", "A2", "reports", "view", "account_usage", 3, None),
-        ("2026-11-20", "A1", "reports", "view", "account_usage", 9, None),
-        ("2026-11-20", "A2", "reports", "view", "account_usage", 7, None),
+        ("2026-11-19", "A2", "Admin", "Login", "account_usage", 0, None),
+        ("2026-11-19", "A2", "Reports", "View", "account_usage", 3, None),
+        ("2026-11-20", "A1", "Reports", "View", "account_usage", 9, None),
+        ("2026-11-20", "A2", "Reports", "View", "account_usage", 7, None),
     ]
     assert rows(warehouse_url, "account_attribute_history", columns=HISTORY) == [
-        ("A1", "plan", "2026-11-20", "Enterprise", None),
-        ("A2", "plan", "2026-11-20", "Basic", None),
+        ("A1", "Plan", "2026-11-20", "Enterprise", None),
+        ("A2", "Plan", "2026-11-20", "Basic", None),
     ]
 
     drop(inbox, key, ["A1,2026-11-20,2,2,Pro"], header=header)  # correction: A2 and A4 go
@@ -206,11 +206,11 @@ def test_account_usage_last_row_wins_across_chunks_attributes_and_row_errors(
 
     assert corrected.rollup_days == ["2026-11-19", "2026-11-20"]
     assert rows(warehouse_url, "account_activity_daily") == [
-        ("2026-11-20", "A1", "admin", "login", "account_usage", 2, None),
-        ("2026-11-20", "A1", "reports", "view", "account_usage", 2, None),
+        ("2026-11-20", "A1", "Admin", "Login", "account_usage", 2, None),
+        ("2026-11-20", "A1", "Reports", "View", "account_usage", 2, None),
     ]
     assert rows(warehouse_url, "account_attribute_history", columns=HISTORY) == [
-        ("A1", "plan", "2026-11-20", "Pro", None),
+        ("A1", "Plan", "2026-11-20", "Pro", None),
     ]
 
 
@@ -399,9 +399,9 @@ def test_check_good_and_bad_files(project: Path) -> None:
     rejected = invoke("check", str(bad_usage), "--feed", "account_usage")
     assert rejected.exit_code == 1
     assert rejected.output.splitlines()[-2:] == [
-        "  row 2, column reports##view: reports##view '-3' is negative",
+        "  row 2, column Reports##View: Reports##View '-3' is negative",
         "REJECTED: the file would be rejected: 1 of 1 rows are invalid, more than the"
-        " max_reject_ratio of 0.05 (first: row 2, column reports##view: reports##view '-3'"
+        " max_reject_ratio of 0.05 (first: row 2, column Reports##View: Reports##View '-3'"
         " is negative).",
     ]
     for path, feed, reason in (
@@ -424,7 +424,10 @@ def test_check_good_and_bad_files(project: Path) -> None:
         assert result.output.splitlines()[-1] == f"REJECTED: the file would be rejected: {reason}."
     assert not (project / "data" / "warehouse.db").exists()
 
-    get_engine("sqlite:///data/warehouse.db")  # with a warehouse, check still writes nothing
+    # With a warehouse, check still writes nothing. (Engines are cached per URL: forget the
+    # ones earlier tests opened on this relative URL in their own folders.)
+    dispose_engines()
+    get_engine("sqlite:///data/warehouse.db")
     assert invoke("check", str(usage), "--feed", "account_usage").output == ok.output
     assert rows("sqlite:///data/warehouse.db", "ingested_files") == []
 

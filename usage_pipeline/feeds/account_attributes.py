@@ -1,10 +1,10 @@
 """``account_attributes``: Totango account attributes (SPEC §2.3).
 
 File contract: ``account_id``, optional ``date`` (``YYYY-MM-DD``; blank or absent = the
-file's drop date), then any attribute columns (text, kept as given; the column name, lower
-case, is the attribute name). A blank cell is no observation: it does not clear the value.
-A row without ``account_id`` or with a bad ``date`` is rejected alone (``max_reject_ratio``
-applies, as in §2.1).
+file's drop date), then any attribute columns (text, kept as given; the column name as
+written in the header, trimmed, is the attribute name). A blank cell is no observation: it
+does not clear the value. A row without ``account_id`` or with a bad ``date`` is rejected
+alone (``max_reject_ratio`` applies, as in §2.1).
 
 Each non-blank cell lands in ``attribute_observations``; :meth:`apply` then updates
 ``account_attribute_history`` for exactly the pairs the file (or the versions it supersedes)

@@ -8,9 +8,10 @@ file's drop date), then
 - any other column: an account attribute, recorded in ``account_attribute_history`` exactly
   like an ``account_attributes`` column (SPEC §2.3).
 
-Invalid rows are rejected one by one under ``max_reject_ratio`` (as in §2.1). Column names
-are matched case-insensitively, so module, activity and attribute names arrive in lower case
-(``Reports##View`` -> module ``reports``, activity ``view``), blanks around ``##`` trimmed.
+Invalid rows are rejected one by one under ``max_reject_ratio`` (as in §2.1). Module,
+activity and attribute names are kept as written in the header (``Reports##View`` -> module
+``Reports``, activity ``View``; blanks around ``##`` trimmed); ``account_id`` and ``date`` are
+matched case-insensitively.
 
 **Last row wins**: within one file, the last valid row of an account (per day when the file
 has a ``date`` column) is that account's row; earlier rows of the same account and day are
