@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
@@ -54,8 +55,7 @@ def pg_database() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture
-def pg_url(pg_database: str) -> str:
+def new_schema_url(pg_database: str) -> str:
     """A fresh schema in the session database, selected through the URL's search_path."""
     schema = f"t_{uuid.uuid4().hex[:10]}"
     engine = sa.create_engine(pg_database)
@@ -63,6 +63,39 @@ def pg_url(pg_database: str) -> str:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     engine.dispose()
     return f"{pg_database}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """A warehouse URL on a fresh PostgreSQL schema."""
+    return new_schema_url(pg_database)
+
+
+@pytest.fixture
+def dagster_pg_url(pg_database: str) -> Iterator[str]:
+    """A throwaway database for Dagster's storage, on the test session's server; a plain
+    ``postgresql://`` URL (dagster-postgres connects with psycopg2)."""
+    server = sa.engine.make_url(pg_database)
+    name = f"usage_pipeline_dagster_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(drivername="postgresql", database=name).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_instance(dagster_pg_url: str) -> Iterator[dg.DagsterInstance]:
+    """A Dagster instance whose storage is dagster-postgres."""
+    overrides = {"storage": {"postgres": {"postgres_url": dagster_pg_url}}}
+    with dg.instance_for_test(overrides=overrides) as instance:
+        yield instance
 
 
 @pytest.fixture

@@ -3,12 +3,9 @@ PostgreSQL warehouse: runs, materialisations and dynamic partitions land in that
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import pytest
 import sqlalchemy as sa
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
@@ -20,32 +17,6 @@ from usage_pipeline_tests.helpers import drop, rows, run
 
 FIRST_KEY = "user_activity/usage_2026-11-19.csv"
 SECOND_KEY = "user_activity/usage_2026-11-20.csv"
-
-
-@pytest.fixture
-def dagster_pg_url(pg_database: str) -> Iterator[str]:
-    """A throwaway database for Dagster's storage, on the test session's server; a plain
-    ``postgresql://`` URL (dagster-postgres connects with psycopg2)."""
-    server = sa.engine.make_url(pg_database)
-    name = f"usage_pipeline_dagster_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(drivername="postgresql", database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@pytest.fixture
-def pg_instance(dagster_pg_url: str) -> Iterator[dg.DagsterInstance]:
-    overrides = {"storage": {"postgres": {"postgres_url": dagster_pg_url}}}
-    with dg.instance_for_test(overrides=overrides) as instance:
-        yield instance
 
 
 def test_pipeline_on_a_postgres_dagster_instance(

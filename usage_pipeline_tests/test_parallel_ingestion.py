@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import multiprocessing
 import random
-import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from usage_pipeline.sensing import partition_key_for
 from usage_pipeline.sources import sha256_file
 from usage_pipeline.warehouse.engine import dispose_engines, get_engine, read_connection
 from usage_pipeline.warehouse.tables import metadata
+from usage_pipeline_tests.conftest import new_schema_url
 from usage_pipeline_tests.helpers import AS_OF, HEADER, drop, run
 
 NIGHT = datetime(2026, 11, 20, tzinfo=timezone.utc)
@@ -245,39 +244,9 @@ def assert_all_succeeded(outcomes: list[dict[str, Any]]) -> None:
 
 
 @pytest.fixture
-def dagster_pg_url(pg_database: str) -> Iterator[str]:
-    """A throwaway database for Dagster's storage (plain postgresql:// for psycopg2)."""
-    server = sa.engine.make_url(pg_database)
-    name = f"usage_pipeline_dagster_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(drivername="postgresql", database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@pytest.fixture
-def pg_instance(dagster_pg_url: str) -> Iterator[dg.DagsterInstance]:
-    overrides = {"storage": {"postgres": {"postgres_url": dagster_pg_url}}}
-    with dg.instance_for_test(overrides=overrides) as instance:
-        yield instance
-
-
-@pytest.fixture
 def other_pg_url(pg_database: str) -> str:
     """A second fresh schema for the sequential reference run."""
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(pg_database)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    engine.dispose()
-    return f"{pg_database}?options=-csearch_path%3D{schema}"
+    return new_schema_url(pg_database)
 
 
 def sequential_tables(inbox: Path, url: str) -> dict[str, list[tuple]]:
