@@ -112,6 +112,23 @@ def warehouse_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working folder (with data/inbox/) for the CLI: no data/pipeline.yaml, no
+    DAGSTER_HOME and no USAGE_PIPELINE_* variables."""
+    monkeypatch.chdir(tmp_path)
+    for name in (
+        "DAGSTER_HOME",
+        "USAGE_PIPELINE_CONFIG",
+        "USAGE_PIPELINE_INBOX",
+        "USAGE_PIPELINE_WAREHOUSE_URL",
+        "USAGE_PIPELINE_TIMEZONE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "data" / "inbox").mkdir(parents=True)
+    return tmp_path
+
+
+@pytest.fixture
 def inbox(tmp_path: Path) -> Path:
     folder = tmp_path / "inbox"
     folder.mkdir()

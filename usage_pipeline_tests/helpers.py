@@ -8,7 +8,9 @@ from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
+from click.testing import CliRunner, Result
 
+from usage_pipeline.cli import main
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.runner import RunReport, run_pipeline
 from usage_pipeline.warehouse.engine import get_engine, read_connection
@@ -62,6 +64,11 @@ def _plain(value: object) -> object:
 
 def public_tables() -> list[str]:
     return sorted(metadata.tables)
+
+
+def invoke(*args: str) -> Result:
+    """Run the ``usage-pipeline`` CLI in-process; exceptions propagate."""
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def run(config: PipelineConfig, instance: dg.DagsterInstance, as_of: datetime = AS_OF) -> RunReport:

@@ -8,27 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from usage_pipeline.cli import main
-from usage_pipeline_tests.helpers import drop
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working folder without data/pipeline.yaml and without DAGSTER_HOME."""
-    monkeypatch.chdir(tmp_path)
-    for name in (
-        "DAGSTER_HOME",
-        "USAGE_PIPELINE_CONFIG",
-        "USAGE_PIPELINE_INBOX",
-        "USAGE_PIPELINE_WAREHOUSE_URL",
-        "USAGE_PIPELINE_TIMEZONE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    (tmp_path / "data" / "inbox").mkdir(parents=True)
-    return tmp_path
-
-
-def invoke(*args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+from usage_pipeline_tests.helpers import drop, invoke
 
 
 def test_template_prints_the_header() -> None:

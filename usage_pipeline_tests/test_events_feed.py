@@ -11,9 +11,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 
-from usage_pipeline.cli import main
 from usage_pipeline.config import EventsConfig, PipelineConfig, parse_config
 from usage_pipeline.demo_data import kissmetrics
 from usage_pipeline.feeds.events import parse_instants
@@ -22,7 +20,7 @@ from usage_pipeline.sources import open_source
 from usage_pipeline.throttle import kept_instants
 from usage_pipeline.warehouse.engine import get_engine, read_connection
 from usage_pipeline.warehouse.tables import events
-from usage_pipeline_tests.helpers import drop, rows, run
+from usage_pipeline_tests.helpers import drop, invoke, rows, run
 
 HEADER = "identity,event,timestamp"
 VIEWED = "Viewed Dashboard"
@@ -413,25 +411,6 @@ def test_properties_identities_and_a_correction(
         ("2026-11-20", VIEWED, 1, 1),
     ]
     assert rows(config.warehouse, "event_candidates", columns="DISTINCT file_id") == [(2,), (3,)]
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working folder without data/pipeline.yaml and without DAGSTER_HOME."""
-    monkeypatch.chdir(tmp_path)
-    for name in (
-        "DAGSTER_HOME",
-        "USAGE_PIPELINE_CONFIG",
-        "USAGE_PIPELINE_INBOX",
-        "USAGE_PIPELINE_WAREHOUSE_URL",
-        "USAGE_PIPELINE_TIMEZONE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
-
-
-def invoke(*args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def test_cli_template_and_check(project: Path) -> None:

@@ -11,16 +11,14 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
-from click.testing import CliRunner
 
-from usage_pipeline.cli import main
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.demo_data.totango import drops
 from usage_pipeline.ingest import ingest_file
 from usage_pipeline.runner import RunReport
 from usage_pipeline.sources import open_source
 from usage_pipeline.warehouse.engine import dispose_engines, get_engine
-from usage_pipeline_tests.helpers import drop, rows, run
+from usage_pipeline_tests.helpers import drop, invoke, rows, run
 
 AS_OF = datetime(2026, 11, 21, 6, tzinfo=timezone.utc)  # snapshots 2026-11-20
 LEDGER = "source_key, status, rows_total, rows_loaded, rows_rejected, min_day, max_day"
@@ -339,19 +337,6 @@ def test_history_matches_a_from_scratch_recomputation(inbox: Path, warehouse_url
         assert rows(warehouse_url, "account_attribute_history", columns=HISTORY) == (
             _reference_history(loaded)
         ), f"step {step}: {key}"
-
-
-def invoke(*args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working folder without configuration."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("USAGE_PIPELINE_CONFIG", "USAGE_PIPELINE_WAREHOUSE_URL", "USAGE_PIPELINE_INBOX"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
 
 
 @pytest.mark.parametrize(
