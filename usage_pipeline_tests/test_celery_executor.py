@@ -38,10 +38,8 @@ from usage_pipeline_tests.helpers import AS_OF, run
 from usage_pipeline_tests.test_parallel_ingestion import (  # noqa: F401 (fixtures)
     assert_same_tables,
     complete_tables,
-    dagster_pg_url,
     night_inbox,
     other_pg_url,
-    pg_instance,
 )
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
