@@ -11,7 +11,7 @@ import csv
 import tempfile
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -398,6 +398,7 @@ def _ingest_claimed(
             _store_rejected_rows(conn, file_id, log.rows_path)
             if outcome.status == "loaded":
                 removed = _previous_versions(conn, obj.key, file_id)
+                context = replace(context, loaded_days=frozenset(outcome.days_touched))
                 change = feed.apply(conn, context, file_id, removed)
                 if removed:
                     conn.execute(

@@ -219,7 +219,7 @@ class AccountUsageFeed(Feed):
         ).scalar_one()
         account_usage_staging.drop(conn)
         days = remove_file_rows(
-            conn, account_usage_contributions, self.day_column, [file_id], removed
+            conn, account_usage_contributions, self.day_column, removed, context.loaded_days
         )
         history = update_history(conn, file_id, removed)
         return FeedChange(

@@ -14,6 +14,7 @@ import pandera.pandas as pa
 import sqlalchemy as sa
 
 from usage_pipeline.config import PipelineConfig
+from usage_pipeline.warehouse.tables import ingested_files
 
 ERROR_COLUMNS = ["row_number", "column_name", "value", "error"]
 
@@ -30,6 +31,7 @@ class FileContext:
     as_of: datetime | None = None  # the run's "now" (``run --as-of``); None means the clock
     import_name: str | None = None  # product_usage/<import>/...
     lookup: Any = None  # what Feed.prepare loaded for this file (e.g. an account matcher)
+    loaded_days: frozenset[date] = frozenset()  # days of the rows this file loaded (for apply)
 
     @property
     def now(self) -> datetime:
@@ -153,7 +155,7 @@ class Feed(ABC):
         rows of the superseded versions ``removed`` and update derived tables. The default
         deletes the removed versions' rows and reports the days of both."""
         return FeedChange(
-            days=remove_file_rows(conn, self.target, self.day_column, [file_id], removed)
+            days=remove_file_rows(conn, self.target, self.day_column, removed, context.loaded_days)
         )
 
     def checks(self, outcome: Any) -> list[FeedCheck]:
@@ -169,21 +171,28 @@ def remove_file_rows(
     conn: sa.Connection,
     table: sa.Table,
     day_column: str | None,
-    kept: list[int],
     removed: list[int],
+    known_days: frozenset[date] = frozenset(),
 ) -> set[date]:
-    """Delete ``removed`` files' rows from ``table``; return the days of ``kept`` and
-    ``removed`` files' rows (empty when the table has no day column)."""
-    days: set[date] = set()
+    """Delete the ``removed`` file versions' rows from ``table``; return ``known_days`` (the
+    new version's days) plus the removed versions' days. Each removed version's search is
+    bounded by its ledger day range, so the ``(day, file_id)`` index is range-scanned and the
+    cost does not grow with history."""
+    days: set[date] = set(known_days)
     file_id = table.c.file_id
-    if day_column is not None:
-        day = table.c[day_column]
-        for ids in (kept, removed):
-            if ids:
-                found = conn.execute(sa.select(day).where(file_id.in_(ids)).distinct())
-                days.update(_as_date(d) for d in found.scalars())
+    f = ingested_files.c
     for old in removed:
-        conn.execute(table.delete().where(file_id == old))
+        where = [file_id == old]
+        if day_column is not None:
+            bounds = conn.execute(
+                sa.select(f.min_day, f.max_day).where(f.file_id == old)
+            ).one_or_none()
+            if bounds is not None and bounds[0] is not None:
+                day = table.c[day_column]
+                where += [day >= bounds[0], day <= bounds[1]]
+            found = conn.execute(sa.select(table.c[day_column]).where(*where).distinct())
+            days.update(_as_date(d) for d in found.scalars())
+        conn.execute(table.delete().where(*where))
     return days
 
 
