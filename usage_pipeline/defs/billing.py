@@ -1,7 +1,6 @@
 """The ``billing_periods`` asset: period states (open/draft/final/on_hold) refreshed hourly."""
 
 from collections import Counter
-from datetime import datetime, timezone
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -9,16 +8,11 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from usage_pipeline.billing import ON_HOLD, PeriodState, refresh_billing_periods
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.defs.resources import PipelineResource
-from usage_pipeline.defs.tags import AS_OF_TAG
+from usage_pipeline.defs.tags import run_as_of
 
 BILLING_PERIODS = dg.AssetKey("billing_periods")
 HOLD_CHECK = "on_hold_past_close"
 BILLING_JOB = "billing_periods_job"
-
-
-def _as_of(context: dg.AssetExecutionContext) -> datetime:
-    tag = context.run.tags.get(AS_OF_TAG)
-    return datetime.fromisoformat(tag) if tag else datetime.now(timezone.utc)
 
 
 def periods_markdown(states: list[PeriodState], config: PipelineConfig) -> str:
@@ -58,7 +52,7 @@ def billing_periods(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
     settings = pipeline.settings()
-    now = _as_of(context)
+    now = run_as_of(context.run.tags)
     with pipeline.engine().begin() as conn:
         states = refresh_billing_periods(conn, settings, now)
     overdue = [s.period for s in states if s.status == ON_HOLD and now >= s.closes_at]

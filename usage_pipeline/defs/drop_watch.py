@@ -1,24 +1,19 @@
 """The missing-drop check: tonight's ``user_activity`` file must arrive by deadline + grace."""
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.defs.resources import PipelineResource
-from usage_pipeline.defs.tags import AS_OF_TAG
+from usage_pipeline.defs.tags import run_as_of
 from usage_pipeline.drops import drop_status, due_day
 from usage_pipeline.warehouse.engine import read_connection
 
 DROP_ARRIVALS = dg.AssetKey("user_activity_drop_arrivals")
 MISSING_DROP_CHECK = "missing_drop"
 DROP_WATCH_JOB = "drop_watch_job"
-
-
-def _as_of(context: dg.AssetExecutionContext) -> datetime:
-    tag = context.run.tags.get(AS_OF_TAG)
-    return datetime.fromisoformat(tag) if tag else datetime.now(timezone.utc)
 
 
 @dg.asset(
@@ -38,7 +33,9 @@ def user_activity_drop_arrivals(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
     settings = pipeline.settings()
-    day = due_day(_as_of(context), settings.tz, settings.drop_deadline, settings.drop_grace)
+    day = due_day(
+        run_as_of(context.run.tags), settings.tz, settings.drop_deadline, settings.drop_grace
+    )
     with read_connection(pipeline.engine()) as conn:
         status = drop_status(conn, day, settings.tz)
     if not status.arrived:

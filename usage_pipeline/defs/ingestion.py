@@ -1,13 +1,12 @@
 """The ``inbox_file`` asset: one partition per file version, ingested in one transaction."""
 
-from datetime import datetime
 from typing import Any
 
 import dagster as dg
 
 from usage_pipeline.defs.partitions import INBOX_FILES
 from usage_pipeline.defs.resources import PipelineResource
-from usage_pipeline.defs.tags import AS_OF_TAG, FORCE_TAG
+from usage_pipeline.defs.tags import FORCE_TAG, tagged_as_of
 from usage_pipeline.feeds import FEEDS
 from usage_pipeline.ingest import IngestOutcome, ingest_file
 from usage_pipeline.sensing import split_partition_key
@@ -155,7 +154,6 @@ def inbox_file(
     obj = source.stat(key)
     if obj is None:
         raise dg.Failure(description=f"File {key} is no longer in the inbox {source.uri}.")
-    as_of = context.run.tags.get(AS_OF_TAG)
     outcome = ingest_file(
         pipeline.engine(),
         source,
@@ -163,7 +161,7 @@ def inbox_file(
         settings,
         expected_sha=sha_prefix,
         force=context.run.tags.get(FORCE_TAG) == "true",
-        as_of=datetime.fromisoformat(as_of) if as_of else None,
+        as_of=tagged_as_of(context.run.tags),
     )
     for table in outcome.tables:
         context.log_event(
