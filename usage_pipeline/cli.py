@@ -389,10 +389,9 @@ def ingest(config_file: str | None, key: str) -> int:
     if row.status != "duplicate":
         raise CannotRun(f"File {key} is {row.status}, not a held-back duplicate.")
     source = open_source(config.inbox, config.s3_endpoint_url)
-    obj = source.stat(key)
-    if obj is None:
+    if source.stat(key) is None:
         raise CannotRun(f"File {key} is no longer in the inbox {config.inbox}.")
     with open_instance() as instance:
-        report = force_ingest(config, instance, obj, row.sha256, log_level=QUIET)
+        report = force_ingest(config, instance, key, log_level=QUIET)
     _print_report(report)
     return report.exit_code

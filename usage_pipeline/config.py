@@ -103,6 +103,8 @@ class PipelineConfig:
     s3_endpoint_url: str | None = None
     max_file_bytes: int = 5 * 1024**3
     chunk_rows: int = 200_000
+    batch_max_files: int = 200  # new file versions per ingestion run ...
+    batch_max_bytes: int = 1024**3  # ... and their bytes (a larger file runs alone)
     products: tuple[ProductConfig, ...] = ()
     imports: tuple[ImportConfig, ...] = ()
     usage_events: UsageEventsConfig = UsageEventsConfig()
@@ -131,6 +133,7 @@ class PipelineConfig:
             "s3_endpoint_url": self.s3_endpoint_url,
             "max_file_bytes": self.max_file_bytes,
             "chunk_rows": self.chunk_rows,
+            "batch": {"max_files": self.batch_max_files, "max_bytes": self.batch_max_bytes},
             "products": {
                 p.name: {
                     "snapshot_period": p.snapshot_period,
@@ -314,6 +317,32 @@ def _parse_events(value: Any, key: str) -> EventsConfig:
     return EventsConfig(throttle, floor)
 
 
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+_BYTE_UNITS.update({"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4})
+
+
+def _parse_bytes(value: Any, key: str) -> int:
+    """A byte size: a whole number or a number with a unit (500MB, 1GiB)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+    unit = match[2].lower() if match else ""
+    if not match or unit not in _BYTE_UNITS or float(match[1]) <= 0:
+        raise ConfigError(f"Config key '{key}' must be a size like 500MB or 1GiB, got {value!r}.")
+    return max(1, int(float(match[1]) * _BYTE_UNITS[unit]))
+
+
+def _parse_batch(value: Any, key: str) -> dict[str, int]:
+    settings = _mapping(value, key)
+    _only_keys(settings, {"max_files", "max_bytes"}, key)
+    parsed = {}
+    if settings.get("max_files") is not None:
+        parsed["batch_max_files"] = _parse_positive_int(settings["max_files"], f"{key}.max_files")
+    if settings.get("max_bytes") is not None:
+        parsed["batch_max_bytes"] = _parse_bytes(settings["max_bytes"], f"{key}.max_bytes")
+    return parsed
+
+
 def _parse_clock(value: Any, key: str) -> time:
     match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", str(value))
     if not match or int(match[1]) > 23 or int(match[2]) > 59:
@@ -357,6 +386,7 @@ _FILE_KEYS: dict[str, tuple[str, Any]] = {
     "imports": ("imports", _parse_imports),
     "usage_events": ("usage_events", _parse_usage_events),
     "events": ("events", _parse_events),
+    "batch": ("", _parse_batch),  # sets batch_max_files / batch_max_bytes
 }
 
 _ENV_KEYS = {
@@ -392,7 +422,10 @@ def parse_config(raw: Mapping[str, Any] | None, source_path: str | None = None) 
         if value is None:
             continue
         attr, parser = _FILE_KEYS[key]
-        values[attr] = parser(value, key)
+        if attr:
+            values[attr] = parser(value, key)
+        else:
+            values.update(parser(value, key))
     return _validated(PipelineConfig(source_path=source_path, **values))
 
 

@@ -8,7 +8,7 @@ from usage_pipeline.config import PipelineConfig, load_config
 from usage_pipeline.defs.billing import billing_periods, build_billing
 from usage_pipeline.defs.daily import build_daily_definitions
 from usage_pipeline.defs.drop_watch import build_drop_watch, user_activity_drop_arrivals
-from usage_pipeline.defs.ingestion import inbox_file, ingest_file_job
+from usage_pipeline.defs.ingestion import inbox_file, ingest_files_job
 from usage_pipeline.defs.resources import PipelineResource
 from usage_pipeline.defs.sensors import build_followup_sensor, inbox_sensor
 
@@ -48,7 +48,7 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
             *TABLE_ASSETS,
             billing_periods,
         ],
-        jobs=[ingest_file_job, *daily.jobs, drop_job, billing_job],
+        jobs=[ingest_files_job, *daily.jobs, drop_job, billing_job],
         sensors=[inbox_sensor, build_followup_sensor(rollup_job, snapshot_job)],
         schedules=[*daily.schedules, drop_schedule, billing_schedule],
         resources={"pipeline": PipelineResource.from_config(config)},

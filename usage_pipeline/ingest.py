@@ -23,6 +23,8 @@ from usage_pipeline.config import PipelineConfig
 from usage_pipeline.days import drop_date
 from usage_pipeline.feeds import FEEDS, Feed, FeedCheck, FileContext
 from usage_pipeline.reading import FileFormatError, is_supported, open_csv
+from usage_pipeline.rollups import mark_rollups
+from usage_pipeline.snapshots import mark_latest_snapshots
 from usage_pipeline.sources import FileSource, SourceObject, UnsafeKeyError, check_key, sha256_file
 from usage_pipeline.warehouse.bulk import bulk_insert, bulk_writer
 from usage_pipeline.warehouse.engine import read_connection
@@ -274,9 +276,13 @@ def scan_file(
         )
 
 
-def _store_rejected_rows(conn: sa.Connection, file_id: int, rows_path: Path) -> None:
-    conn.execute(rejected_rows.delete().where(rejected_rows.c.file_id == file_id))
-    for chunk in pd.read_csv(rows_path, dtype=str, keep_default_na=False, chunksize=100_000):
+def _store_rejected_rows(conn: sa.Connection, file_id: int, log: ErrorLog, reloaded: bool) -> None:
+    """Replace the file's ``rejected_rows`` (an earlier attempt's, when forced) with the log's."""
+    if reloaded:
+        conn.execute(rejected_rows.delete().where(rejected_rows.c.file_id == file_id))
+    if not log.count:
+        return
+    for chunk in pd.read_csv(log.rows_path, dtype=str, keep_default_na=False, chunksize=100_000):
         chunk["row_number"] = chunk["row_number"].astype("int64")
         chunk["value"] = chunk["value"].where(chunk["value"] != "", None)
         bulk_insert(conn, rejected_rows, chunk.assign(file_id=file_id))
@@ -288,29 +294,17 @@ def ingest_file(
     obj: SourceObject,
     config: PipelineConfig,
     *,
-    expected_sha: str | None = None,
     force: bool = False,
     as_of: datetime | None = None,
 ) -> IngestOutcome:
     """Ingest one object of the inbox; idempotent for a given (key, bytes) version.
 
-    ``expected_sha`` (a prefix is enough) guards against the object having changed since it
-    was sensed; ``force`` loads a version held back as a duplicate.
+    The bytes are read (and hashed) here, once: sensing only lists. ``force`` loads a
+    version held back as a duplicate.
     """
-    feed_name = obj.feed
     with source.local_copy(obj.key) as path:
         sha = sha256_file(path)
-        if expected_sha and not sha.startswith(expected_sha):
-            return IngestOutcome(
-                obj.key,
-                sha,
-                feed_name,
-                status="changed",
-                already_done=True,
-                error="the object changed after it was sensed; its new"
-                " version is ingested by its own run",
-            )
-        file_id, status = _claim(engine, obj, feed_name, sha)
+        file_id, status = _claim(engine, obj, obj.feed, sha)
         if status in FINAL_STATUSES and not (force and status in ("duplicate", "rejected")):
             return _existing_outcome(engine, file_id)
         with tempfile.TemporaryDirectory(prefix="usage_pipeline_") as folder:
@@ -395,11 +389,13 @@ def _ingest_claimed(
                 outcome.error = rejection_sentence(obj.key, exc)
             finally:
                 log.close()
-            _store_rejected_rows(conn, file_id, log.rows_path)
+            _store_rejected_rows(conn, file_id, log, reloaded=force)
             if outcome.status == "loaded":
                 removed = _previous_versions(conn, obj.key, file_id)
                 context = replace(context, loaded_days=frozenset(outcome.days_touched))
                 change = feed.apply(conn, context, file_id, removed)
+                mark_rollups(conn, obj.feed, change.days)
+                mark_latest_snapshots(conn, feed.refreshes_latest_snapshots)
                 if removed:
                     conn.execute(
                         ingested_files.update()

@@ -13,6 +13,8 @@ from datetime import date
 
 import sqlalchemy as sa
 
+from usage_pipeline import work_queue
+from usage_pipeline.snapshots import mark_snapshot_refreshes
 from usage_pipeline.warehouse.tables import (
     account_activity_daily,
     account_usage_contributions,
@@ -193,6 +195,8 @@ class DailyRollup:
     description: str
     rebuild: Callable[[sa.Connection, date], int]
     reads: tuple[str, ...] = ()  # other rollups it is computed from
+    feeds: tuple[str, ...] = ()  # feeds whose loads change its days
+    snapshot_input: bool = False  # the usage snapshots read it
 
 
 DAILY_ROLLUPS = (
@@ -202,6 +206,8 @@ DAILY_ROLLUPS = (
         "Counts per (activity_date, account, user, module, activity), summed over every loaded"
         " user_activity file; rebuilt for one day (delete then insert).",
         rebuild_user_activity_day,
+        feeds=("user_activity",),
+        snapshot_input=True,
     ),
     DailyRollup(
         "account_activity_daily",
@@ -210,6 +216,8 @@ DAILY_ROLLUPS = (
         " user_activity rollups and account_usage counts; rebuilt for one day.",
         rebuild_account_activity_day,
         reads=("user_activity_daily",),
+        feeds=("user_activity", "account_usage"),
+        snapshot_input=True,
     ),
     DailyRollup(
         "usage_meter_daily",
@@ -217,11 +225,35 @@ DAILY_ROLLUPS = (
         "Billable meter totals and event counts per (day, customer, subscription, event,"
         " meter); rebuilt for one day.",
         rebuild_usage_meter_day,
+        feeds=("usage_events",),
     ),
     DailyRollup(
         "events_daily",
         "behaviour",
         "Kept behaviour events and distinct identities per (day, event); rebuilt for one day.",
         rebuild_events_day,
+        feeds=("events",),
     ),
 )
+
+
+def rollup_named(name: str) -> DailyRollup:
+    return next(r for r in DAILY_ROLLUPS if r.name == name)
+
+
+def mark_rollups(conn: sa.Connection, feed: str, days: set[date]) -> None:
+    """In a file's transaction: the days its load changed need every rollup of its feed."""
+    for rollup in DAILY_ROLLUPS:
+        if feed in rollup.feeds:
+            work_queue.mark(conn, rollup.name, days)
+
+
+def rebuild_rollup_day(conn: sa.Connection, rollup: DailyRollup, day: date) -> int:
+    """Rebuild one day of ``rollup`` in the caller's transaction, serialised with any other
+    rebuild of that day, clearing its pending work and asking the snapshots that read the
+    day to refresh. Returns the day's row count."""
+    with work_queue.rebuilding(conn, rollup.name, day):
+        count = rollup.rebuild(conn, day)
+        if rollup.snapshot_input:
+            mark_snapshot_refreshes(conn, day)
+    return count

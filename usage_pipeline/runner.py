@@ -1,6 +1,10 @@
 """One-shot pipeline run in-process on the same Dagster definitions the daemon uses:
-sense -> ingest each new file version -> roll up touched days -> refresh affected snapshots
--> snapshot the completed day -> check tonight's drop."""
+sense (listing only) -> ingest new versions in batches -> roll up the days with pending
+work -> build and refresh snapshots -> check tonight's drop.
+
+Its cost follows the new data: a durable inbox cursor (kept in the warehouse) means only
+new versions are read, a batch of files is one run, a stretch of days is one run.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +20,14 @@ from usage_pipeline.config import PipelineConfig
 from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.daily import ROLLUP_JOB, SNAPSHOT_JOB
 from usage_pipeline.defs.drop_watch import DROP_WATCH_JOB
-from usage_pipeline.defs.followups import FollowupCursor, plan_rollups, plan_snapshot_refreshes
-from usage_pipeline.defs.ingestion import INBOX_FILE
-from usage_pipeline.defs.partitions import INBOX_FILES
-from usage_pipeline.defs.tags import AS_OF_TAG, FORCE_TAG
-from usage_pipeline.sensing import InboxCursor, SensedFile, partition_key_for, sense
-from usage_pipeline.sources import SourceObject, open_source
-from usage_pipeline.warehouse.engine import get_engine
+from usage_pipeline.defs.ingestion import INBOX_FILE, INGEST_JOB, batch_run_config
+from usage_pipeline.defs.tags import AS_OF_TAG, range_tags
+from usage_pipeline.followups import rollup_ranges, snapshot_ranges
+from usage_pipeline.sensing import new_versions, plan_batches
+from usage_pipeline.sources import open_source
+from usage_pipeline.state import load_cli_cursor, save_cli_cursor
+from usage_pipeline.warehouse.engine import get_engine, read_connection
+from usage_pipeline.work_queue import DayRange
 
 
 @dataclass
@@ -69,16 +74,27 @@ class PipelineRunner:
     ) -> None:
         self.config = config
         self.instance = instance
-        self.run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+        self.log_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
         self.definitions = build_definitions(config)
+        self.engine = get_engine(config.warehouse)
         self.report = RunReport()
 
-    def _execute(self, job_name: str, partition_key: str | None, tags: dict[str, str]) -> Any:
+    def _execute(
+        self,
+        job_name: str,
+        label: str | None = None,
+        *,
+        run_config: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        partition_key: str | None = None,
+        asset_selection: list[dg.AssetKey] | None = None,
+    ) -> Any:
         job = self.definitions.resolve_job_def(job_name)
         result = job.execute_in_process(
-            run_config=self.run_config,
+            run_config={**(run_config or {}), **self.log_config},
             instance=self.instance,
             partition_key=partition_key,
+            asset_selection=asset_selection,
             tags=tags,
             raise_on_error=False,
         )
@@ -91,66 +107,87 @@ class PipelineRunner:
                 ),
                 "the run failed",
             )
-            self.report.failed_runs.append(f"{job_name} [{partition_key or '-'}]: {failure}")
+            where = f" [{label}]" if label else ""
+            self.report.failed_runs.append(f"{job_name}{where}: {failure}")
         for evaluation in result.get_asset_check_evaluations():
             if not evaluation.passed:
-                label = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+                name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
                 detail = evaluation.description or ""
-                if partition_key:
-                    label += f" [{partition_key}]"
-                self.report.failed_checks.append(f"{label} {detail}".strip())
+                where = f" [{label}]" if label else ""
+                self.report.failed_checks.append(f"{name}{where} {detail}".strip())
         return result
 
-    def ingest(
-        self, files: list[SensedFile], force: bool = False, as_of: datetime | None = None
-    ) -> None:
-        """Run ``ingest_file_job`` for each file version, in order."""
-        keys = [f.partition_key for f in files]
-        if keys:
-            self.instance.add_dynamic_partitions(INBOX_FILES.name, keys)
-        tags = {FORCE_TAG: "true"} if force else {}
-        if as_of is not None:
-            tags[AS_OF_TAG] = as_of.isoformat()
-        for sensed in files:
-            result = self._execute("ingest_file_job", sensed.partition_key, tags)
-            for event in result.get_asset_materialization_events():
-                if event.asset_key != INBOX_FILE:
-                    continue  # the tables a file rewrote are reported too
-                metadata = event.materialization.metadata
-                self.report.files.append({k: v.value for k, v in metadata.items()})
+    def ingest(self, keys: list[str], force: bool = False, as_of: datetime | None = None) -> bool:
+        """One ``ingest_files_job`` run for a batch of keys; True when the run succeeded."""
+        result = self._execute(
+            INGEST_JOB,
+            run_config=batch_run_config(keys, force=force, as_of=as_of),
+        )
+        for event in result.all_events:
+            if event.asset_key != INBOX_FILE:
+                continue
+            if event.is_step_materialization:
+                metadata = event.step_materialization_data.materialization.metadata
+            elif event.event_type_value == "ASSET_OBSERVATION":
+                metadata = event.event_specific_data.asset_observation.metadata
+            else:
+                continue
+            info = {k: v.value for k, v in metadata.items()}
+            if not info.get("already_processed"):  # news only: not files done before
+                self.report.files.append(info)
+        return bool(result.success)
 
-    def follow_up(self, cursor: FollowupCursor) -> FollowupCursor:
-        """Roll up every touched day, then refresh the snapshots that read them."""
-        rollup_runs, cursor = plan_rollups(self.instance, cursor)
-        for run in rollup_runs:
-            self._execute(ROLLUP_JOB, run.partition_key, {})
-            self.report.rollup_days.append(run.partition_key)
-        engine = get_engine(self.config.warehouse)
-        snapshot_runs, cursor = plan_snapshot_refreshes(self.instance, engine, cursor)
-        for run in snapshot_runs:
-            self._execute(SNAPSHOT_JOB, run.partition_key, {})
-            self.report.snapshot_days.append(run.partition_key)
-        return cursor
+    def _daily(self, job_name: str, day_range: DayRange, days: list[str]) -> None:
+        selection = [dg.AssetKey(kind) for kind in day_range.kinds]
+        label = day_range.start.isoformat()
+        if day_range.start == day_range.end:
+            self._execute(job_name, label, partition_key=label, asset_selection=selection)
+        else:
+            label = f"{label}..{day_range.end.isoformat()}"
+            tags = range_tags(day_range.start, day_range.end)
+            self._execute(job_name, label, tags=tags, asset_selection=selection)
+        days.extend(day.isoformat() for day in day_range.days if day.isoformat() not in days)
 
-    def snapshot(self, day: date) -> None:
-        self._execute(SNAPSHOT_JOB, day.isoformat(), {})
-        if day.isoformat() not in self.report.snapshot_days:
-            self.report.snapshot_days.append(day.isoformat())
+    def follow_up(self, completed: date | None = None) -> None:
+        """Roll up every day with pending loads, then build the snapshots that read them
+        and, given the last ``completed`` day, every snapshot not built yet."""
+        with read_connection(self.engine) as conn:
+            ranges = rollup_ranges(conn)
+        for day_range in ranges:
+            self._daily(ROLLUP_JOB, day_range, self.report.rollup_days)
+        with read_connection(self.engine) as conn:
+            ranges = snapshot_ranges(conn, completed)
+        for day_range in ranges:
+            self._daily(SNAPSHOT_JOB, day_range, self.report.snapshot_days)
 
     def check_drop(self, as_of: datetime) -> None:
-        self._execute(DROP_WATCH_JOB, None, {AS_OF_TAG: as_of.isoformat()})
+        self._execute(DROP_WATCH_JOB, tags={AS_OF_TAG: as_of.isoformat()})
 
 
-CLI_CURSOR_KEY = "usage_pipeline/cli_followup_cursor"
+def ingest_new_files(runner: PipelineRunner, as_of: datetime) -> None:
+    """Sense the inbox from the CLI's durable cursor and ingest what is new, batch by batch.
+    The cursor advances past a batch once its run succeeded, and stops at the first batch
+    that failed, so the next run retries it (files already loaded are skipped)."""
+    config, engine = runner.config, runner.engine
+    source = open_source(config.inbox, config.s3_endpoint_url)
+    cursor = load_cli_cursor(engine, source.uri)
+    batches = plan_batches(
+        new_versions(source, cursor), config.batch_max_files, config.batch_max_bytes
+    )
+    advancing = True
+    for batch in batches:
+        advancing = runner.ingest(batch.keys, as_of=as_of) and advancing
+        if advancing:
+            cursor = cursor.advanced(list(batch.objects))
+            save_cli_cursor(engine, source.uri, cursor)
 
 
-def _load_cli_cursor(instance: dg.DagsterInstance) -> FollowupCursor:
-    stored = instance.run_storage.get_cursor_values({CLI_CURSOR_KEY}).get(CLI_CURSOR_KEY)
-    return FollowupCursor.parse(stored)
-
-
-def _save_cli_cursor(instance: dg.DagsterInstance, cursor: FollowupCursor) -> None:
-    instance.run_storage.set_cursor_values({CLI_CURSOR_KEY: cursor.dump()})
+def pipeline_pass(runner: PipelineRunner, as_of: datetime) -> RunReport:
+    """Ingest every new file, roll up, snapshot the day completed before ``as_of``."""
+    ingest_new_files(runner, as_of)
+    runner.follow_up(completed=as_of.astimezone(runner.config.tz).date() - timedelta(days=1))
+    runner.check_drop(as_of)
+    return runner.report
 
 
 def run_pipeline(
@@ -159,36 +196,16 @@ def run_pipeline(
     as_of: datetime | None = None,
     log_level: str = "INFO",
 ) -> RunReport:
-    """Sense every new file, ingest, roll up, snapshot the day completed before ``as_of``."""
-    as_of = as_of or datetime.now(timezone.utc)
+    """One pass of the whole pipeline in-process (``usage-pipeline run``)."""
     runner = PipelineRunner(config, instance, log_level)
-    source = open_source(config.inbox, config.s3_endpoint_url)
-    sensed, _ = sense(source, get_engine(config.warehouse), InboxCursor(None, {}), max_files=10**9)
-    runner.ingest(sensed, as_of=as_of)
-    _follow_up_durably(runner)
-    runner.snapshot(as_of.astimezone(config.tz).date() - timedelta(days=1))
-    runner.check_drop(as_of)
-    return runner.report
+    return pipeline_pass(runner, as_of or datetime.now(timezone.utc))
 
 
 def force_ingest(
-    config: PipelineConfig,
-    instance: dg.DagsterInstance,
-    obj: SourceObject,
-    sha: str,
-    log_level: str = "INFO",
+    config: PipelineConfig, instance: dg.DagsterInstance, key: str, log_level: str = "INFO"
 ) -> RunReport:
     """Load a version held back as a duplicate, then roll up the days it touched."""
     runner = PipelineRunner(config, instance, log_level)
-    runner.ingest([SensedFile(obj, sha, partition_key_for(obj.key, sha), run_key="")], force=True)
-    _follow_up_durably(runner)
+    runner.ingest([key], force=True)
+    runner.follow_up()
     return runner.report
-
-
-def _follow_up_durably(runner: PipelineRunner) -> None:
-    """Plan follow-ups from the CLI's stored cursor and advance it only when every follow-up
-    run succeeded, so a crashed rollup is planned again by the next ``run``."""
-    failures_before = len(runner.report.failed_runs)
-    cursor = runner.follow_up(_load_cli_cursor(runner.instance))
-    if len(runner.report.failed_runs) == failures_before:
-        _save_cli_cursor(runner.instance, cursor)

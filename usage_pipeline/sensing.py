@@ -1,36 +1,24 @@
-"""Sensing the inbox: which file versions are new, with a bounded cursor.
+"""Sensing the inbox: which file versions are new, with a bounded cursor, cut into batches.
 
 Shared by the Dagster sensor and ``usage-pipeline run`` so both request the same work.
+Sensing reads listings only (key, size, change token); a file's bytes are read and hashed
+once, by the run that ingests it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-
-from usage_pipeline.sources import FileSource, SourceObject, sha256_file
-from usage_pipeline.warehouse.engine import read_connection
-from usage_pipeline.warehouse.tables import ingested_files
+from usage_pipeline.sources import FileSource, SourceObject
 
 # Objects modified this long before the newest one already seen are assumed seen
 # (S3 LastModified is the start of an upload, so a slow upload can appear "late").
 LOOKBACK = timedelta(hours=1)
-SHA_IN_PARTITION_KEY = 16
 # Feeds other feeds' rows are matched against: requested first when several files are new.
 FIRST_FEEDS = ("accounts",)
-
-
-@dataclass(frozen=True)
-class SensedFile:
-    """A file version to ingest: its object, bytes identity, partition and run key."""
-
-    obj: SourceObject
-    sha256: str
-    partition_key: str
-    run_key: str
 
 
 @dataclass(frozen=True)
@@ -78,61 +66,61 @@ def _changed(obj: SourceObject) -> datetime:
     return obj.changed_at or obj.last_modified
 
 
-def partition_key_for(key: str, sha: str) -> str:
-    """The ``inbox_files`` partition of a file version: ``<key>@<sha256 prefix>``."""
-    return f"{key}@{sha[:SHA_IN_PARTITION_KEY]}"
+@dataclass(frozen=True)
+class Batch:
+    """File versions one ingestion run handles, in load order."""
+
+    objects: tuple[SourceObject, ...]
+
+    @property
+    def keys(self) -> list[str]:
+        return [o.key for o in self.objects]
+
+    @property
+    def size(self) -> int:
+        return sum(o.size for o in self.objects)
+
+    @property
+    def run_key(self) -> str:
+        """The identities the batch holds (key + listing signature), hashed: a re-tick that
+        sees the same versions asks for the same run, which Dagster then skips."""
+        digest = hashlib.sha256()
+        for obj in self.objects:
+            digest.update(json.dumps([obj.key, *obj.signature]).encode())
+        return f"batch:{len(self.objects)}:{digest.hexdigest()[:32]}"
 
 
-def split_partition_key(partition_key: str) -> tuple[str, str]:
-    """Inverse of :func:`partition_key_for`: (key, sha256 prefix)."""
-    key, _, sha = partition_key.rpartition("@")
-    return key, sha
+def _load_order(objects: list[SourceObject]) -> list[SourceObject]:
+    """Directory feeds first (other feeds' rows are matched against them), then oldest first."""
+    return sorted(objects, key=lambda o: (o.feed not in FIRST_FEEDS, _changed(o), o.key))
 
 
-def _ledger_versions(conn: sa.Connection, key: str) -> list[tuple[str, str]]:
-    f = ingested_files.c
-    rows = conn.execute(
-        sa.select(f.sha256, f.status).where(f.source_key == key).order_by(f.file_id.desc())
-    ).all()
-    return [(str(r.sha256), str(r.status)) for r in rows]
+def _cut(objects: list[SourceObject], max_files: int, max_bytes: int) -> list[list[SourceObject]]:
+    batches: list[list[SourceObject]] = []
+    size = 0
+    for obj in objects:
+        if not batches or len(batches[-1]) >= max_files or size + obj.size > max_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(obj)
+        size += obj.size
+    return batches
 
 
-def needs_ingestion(conn: sa.Connection, key: str, sha: str) -> tuple[bool, int]:
-    """Whether this version must be ingested, and its generation (how many other versions of
-    the key the ledger knows; it tells a revert to earlier bytes apart from the first load)."""
-    versions = _ledger_versions(conn, key)
-    others = sum(1 for other_sha, _ in versions if other_sha != sha)
-    current = next(((s, st) for s, st in versions if st != "superseded"), None)
-    if current is not None and current[0] == sha and current[1] != "processing":
-        return False, others
-    return True, others
+def plan_batches(
+    objects: list[SourceObject], max_files: int, max_bytes: int, limit: int | None = None
+) -> list[Batch]:
+    """Cut new versions, in load order, into batches of at most ``max_files`` files and
+    ``max_bytes`` bytes (a file larger than ``max_bytes`` gets a batch of its own). With
+    ``limit``, only the oldest versions that fill ``limit`` batches are planned, so that the
+    cursor advances over exactly those; the rest wait for the next tick."""
+    ordered = sorted(objects, key=lambda o: (_changed(o), o.key))
+    if limit is not None:
+        ordered = [o for batch in _cut(ordered, max_files, max_bytes)[:limit] for o in batch]
+    return [Batch(tuple(b)) for b in _cut(_load_order(ordered), max_files, max_bytes)]
 
 
-def sense(
-    source: FileSource, engine: sa.Engine, cursor: InboxCursor, max_files: int = 500
-) -> tuple[list[SensedFile], InboxCursor]:
-    """List the inbox, hash objects not yet seen (``accounts`` files first, then oldest first,
-    at most ``max_files``) and return the versions that need ingestion plus the advanced
-    cursor."""
-    candidates = sorted(
-        (o for o in source.list_objects() if not cursor.is_seen(o)),
-        key=lambda o: (o.feed not in FIRST_FEEDS, _changed(o), o.key),
-    )[:max_files]
-    hashed = []
-    for obj in candidates:
-        with source.local_copy(obj.key) as path:
-            hashed.append((obj, sha256_file(path)))
-    sensed: list[SensedFile] = []
-    with read_connection(engine) as conn:
-        for obj, sha in hashed:
-            required, generation = needs_ingestion(conn, obj.key, sha)
-            if required:
-                sensed.append(
-                    SensedFile(
-                        obj,
-                        sha,
-                        partition_key_for(obj.key, sha),
-                        run_key=f"{obj.key}@{sha}#{generation}",
-                    )
-                )
-    return sensed, cursor.advanced(candidates)
+def new_versions(source: FileSource, cursor: InboxCursor) -> list[SourceObject]:
+    """Objects of the inbox listing that the cursor has not seen: read from the listing only
+    (key, size, change token), never from the bytes."""
+    return [o for o in source.list_objects() if not cursor.is_seen(o)]

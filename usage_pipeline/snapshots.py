@@ -6,11 +6,22 @@ Windows end on the snapshot date inclusive: 1d is that day, 7d the 7 days ending
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from usage_pipeline.warehouse.tables import account_usage_snapshot, user_usage_snapshot
+from usage_pipeline import work_queue
+from usage_pipeline.warehouse.tables import (
+    account_usage_snapshot,
+    snapshot_dates,
+    user_usage_snapshot,
+)
+
+# A snapshot reads the 60 days ending on its date (30d window + the previous 30d), so a
+# day D is read by the snapshots of D .. D + 59, and a missed night is rebuilt up to 59
+# days back.
+SNAPSHOT_LOOKBACK_DAYS = 59
 
 
 def _dialect_sql(conn: sa.Connection) -> dict[str, str]:
@@ -143,3 +154,74 @@ def build_user_snapshot(conn: sa.Connection, snapshot_date: date) -> int:
     params = {k: v for k, v in _windows(snapshot_date).items() if k != "p30"}
     result = conn.execute(_statement(_USER_SQL, conn, "h.last_date"), params)
     return int(result.rowcount or 0)
+
+
+SNAPSHOT_BUILDERS: dict[str, Callable[[sa.Connection, date], int]] = {
+    "account_usage_snapshot": build_account_snapshot,
+    "user_usage_snapshot": build_user_snapshot,
+}
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def mark_snapshot_refreshes(conn: sa.Connection, day: date) -> None:
+    """After ``day`` was rebuilt: every snapshot already built that reads it must refresh."""
+    s = snapshot_dates.c
+    query = sa.select(s.snapshot_table, s.snapshot_date).where(
+        s.snapshot_date.between(day, day + timedelta(days=SNAPSHOT_LOOKBACK_DAYS))
+    )
+    by_table: dict[str, list[date]] = {}
+    for table, built in conn.execute(query):
+        by_table.setdefault(str(table), []).append(_as_date(built))
+    for table, days in by_table.items():
+        work_queue.mark(conn, table, days)
+
+
+def mark_latest_snapshots(conn: sa.Connection, tables: tuple[str, ...]) -> None:
+    """Ask the latest built date of each of ``tables`` to refresh."""
+    s = snapshot_dates.c
+    for table in tables:
+        latest = conn.execute(
+            sa.select(sa.func.max(s.snapshot_date)).where(s.snapshot_table == table)
+        ).scalar()
+        if latest is not None:
+            work_queue.mark(conn, table, [_as_date(latest)])
+
+
+def build_snapshot_day(conn: sa.Connection, table: str, day: date) -> int:
+    """Build ``table`` for ``day`` in the caller's transaction (serialised per date), clear
+    its pending refreshes and record the date as built. Returns the row count."""
+    with work_queue.rebuilding(conn, table, day):
+        count = SNAPSHOT_BUILDERS[table](conn, day)
+        s = snapshot_dates.c
+        conn.execute(
+            snapshot_dates.delete().where(s.snapshot_table == table, s.snapshot_date == day)
+        )
+        conn.execute(
+            snapshot_dates.insert().values(
+                snapshot_table=table, snapshot_date=day, built_at=datetime.now(timezone.utc)
+            )
+        )
+    return count
+
+
+def missing_snapshot_days(conn: sa.Connection, completed: date) -> dict[str, list[date]]:
+    """Per snapshot table, the completed days not built yet: ``completed`` itself and, after
+    a gap, every day since the table's last snapshot (at most 60 days back)."""
+    s = snapshot_dates.c
+    latest = dict(
+        conn.execute(
+            sa.select(s.snapshot_table, sa.func.max(s.snapshot_date)).group_by(s.snapshot_table)
+        ).all()
+    )
+    missing: dict[str, list[date]] = {}
+    for table in SNAPSHOT_BUILDERS:
+        last = latest.get(table)
+        first = completed if last is None else _as_date(last) + timedelta(days=1)
+        first = max(first, completed - timedelta(days=SNAPSHOT_LOOKBACK_DAYS))
+        days = [first + timedelta(days=n) for n in range((completed - first).days + 1)]
+        if days:
+            missing[table] = days
+    return missing

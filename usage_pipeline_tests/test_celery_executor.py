@@ -19,7 +19,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,7 @@ from dagster_celery import celery_executor
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.definitions import build_definitions
-from usage_pipeline.runner import PipelineRunner, RunReport, _follow_up_durably
-from usage_pipeline.sensing import InboxCursor, sense
-from usage_pipeline.sources import open_source
-from usage_pipeline.warehouse.engine import get_engine
+from usage_pipeline.runner import PipelineRunner, RunReport, pipeline_pass
 from usage_pipeline_tests.conftest import _unavailable
 from usage_pipeline_tests.helpers import AS_OF, run
 from usage_pipeline_tests.test_parallel_ingestion import (  # noqa: F401 (fixtures)
@@ -73,14 +69,20 @@ class _CeleryJob:
         run_config: Any,
         instance: dg.DagsterInstance,
         partition_key: str | None,
-        tags: dict[str, str],
+        asset_selection: list[dg.AssetKey] | None,
+        tags: dict[str, str] | None,
         raise_on_error: bool,
     ) -> Any:
-        run_tags = dict(tags)
+        run_tags = dict(tags or {})
         if partition_key:
             run_tags["dagster/partition"] = partition_key
         return dg.execute_job(
-            self.recon, instance, run_config=run_config, tags=run_tags, raise_on_error=False
+            self.recon,
+            instance,
+            run_config=run_config,
+            tags=run_tags,
+            asset_selection=asset_selection,
+            raise_on_error=False,
         )
 
 
@@ -96,13 +98,7 @@ def run_on_celery(config: PipelineConfig, instance: dg.DagsterInstance, broker: 
     """``run_pipeline`` with every job executed by the Celery executor."""
     runner = PipelineRunner(config, instance, "WARNING")
     runner.definitions = _CeleryDefinitions(config.to_json(), broker)  # type: ignore[assignment]
-    source = open_source(config.inbox, config.s3_endpoint_url)
-    sensed, _ = sense(source, get_engine(config.warehouse), InboxCursor(None, {}), 10**9)
-    runner.ingest(sensed, as_of=AS_OF)
-    _follow_up_durably(runner)
-    runner.snapshot(AS_OF.astimezone(config.tz).date() - timedelta(days=1))
-    runner.check_drop(AS_OF)
-    return runner.report
+    return pipeline_pass(runner, AS_OF)
 
 
 @pytest.fixture
@@ -195,7 +191,12 @@ def test_celery_executor_gives_the_in_process_tables(
     assert sorted(report.rollup_days) == ["2026-11-18", "2026-11-19", "2026-11-20"]
     # Every step of every run went through a Celery worker.
     runs = pg_instance.get_runs()
-    assert len(runs) >= 4 + 3 + 2
+    assert sorted(r.job_name for r in runs) == [  # one run each: a batch, a stretch of days
+        "drop_watch_job",
+        "ingest_files_job",
+        "rollup_job",
+        "snapshot_job",
+    ]
     for dagster_run in runs:
         assert dagster_run.status == dg.DagsterRunStatus.SUCCESS, dagster_run.run_id
         events = [
@@ -223,8 +224,8 @@ def test_worker_side_module_reconstructs_the_project_job(inbox: Path, sqlite_url
     """What a worker does with a step: rebuild the job from module + arguments."""
     config = PipelineConfig(inbox=str(inbox), warehouse=sqlite_url)
     recon = dg.build_reconstructable_job(
-        __name__, "celery_job", reconstructable_args=("ingest_file_job", config.to_json(), "x")
+        __name__, "celery_job", reconstructable_args=("ingest_files_job", config.to_json(), "x")
     )
     job = recon.get_definition()
-    assert job.name == "ingest_file_job"
+    assert job.name == "ingest_files_job"
     assert job.executor_def.name == "celery"

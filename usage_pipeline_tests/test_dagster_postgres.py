@@ -1,5 +1,6 @@
 """SPEC §5: the pipeline on a Dagster instance stored in PostgreSQL (dagster-postgres), with a
-PostgreSQL warehouse: runs, materialisations and dynamic partitions land in that instance."""
+PostgreSQL warehouse: runs and materialisations land in that instance; two files are one
+ingestion run, two consecutive days one rollup run."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 
 from usage_pipeline.config import PipelineConfig
-from usage_pipeline.sensing import partition_key_for
-from usage_pipeline.sources import open_source, sha256_file
+from usage_pipeline.sources import open_source
 from usage_pipeline_tests.helpers import drop, rows, run
 
 FIRST_KEY = "user_activity/usage_2026-11-19.csv"
@@ -25,7 +25,7 @@ def test_pipeline_on_a_postgres_dagster_instance(
     assert isinstance(pg_instance.run_storage, PostgresRunStorage)
     assert isinstance(pg_instance.event_log_storage, PostgresEventLogStorage)
     config = PipelineConfig(inbox=str(inbox), warehouse=pg_url)
-    first = drop(
+    drop(
         inbox,
         FIRST_KEY,
         [
@@ -33,7 +33,7 @@ def test_pipeline_on_a_postgres_dagster_instance(
             "A1,u2,Admin,login,2,2026-11-19T10:00:00Z",
         ],
     )
-    second = drop(
+    drop(
         inbox,
         SECOND_KEY,
         [
@@ -41,13 +41,6 @@ def test_pipeline_on_a_postgres_dagster_instance(
             "A2,u9,Reports,export,1,2026-11-20T22:00:00Z",
         ],
     )
-    partitions = sorted(
-        [
-            partition_key_for(FIRST_KEY, sha256_file(first)),
-            partition_key_for(SECOND_KEY, sha256_file(second)),
-        ]
-    )
-
     report = run(config, pg_instance)
 
     assert report.exit_code == 0, report
@@ -84,20 +77,28 @@ def test_pipeline_on_a_postgres_dagster_instance(
     ]
 
     runs = pg_instance.get_runs()
-    assert sorted((r.job_name, r.tags.get("dagster/partition")) for r in runs) == sorted(
-        [
-            ("ingest_file_job", partitions[0]),
-            ("ingest_file_job", partitions[1]),
-            ("rollup_job", "2026-11-19"),
-            ("rollup_job", "2026-11-20"),
-            ("snapshot_job", "2026-11-20"),
-            ("drop_watch_job", None),
-        ]
-    )
+    assert sorted(
+        (
+            r.job_name,
+            r.tags.get("dagster/partition"),
+            r.tags.get("dagster/asset_partition_range_start"),
+            r.tags.get("dagster/asset_partition_range_end"),
+        )
+        for r in runs
+    ) == [
+        ("drop_watch_job", None, None, None),
+        ("ingest_files_job", None, None, None),
+        ("rollup_job", None, "2026-11-19", "2026-11-20"),
+        ("snapshot_job", "2026-11-20", None, None),
+    ]
     assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
-    assert sorted(pg_instance.get_dynamic_partitions("inbox_files")) == partitions
     materialized = pg_instance.fetch_materializations(dg.AssetKey("inbox_file"), limit=10)
-    assert sorted(r.partition_key for r in materialized.records) == partitions
+    assert sorted(r.asset_materialization.metadata["file"].value for r in materialized.records) == [
+        FIRST_KEY,
+        SECOND_KEY,
+    ]
+    rolled = pg_instance.fetch_materializations(dg.AssetKey("user_activity_daily"), limit=10)
+    assert sorted(r.partition_key for r in rolled.records) == ["2026-11-19", "2026-11-20"]
 
     storage = sa.create_engine(dagster_pg_url)
     try:
@@ -105,10 +106,10 @@ def test_pipeline_on_a_postgres_dagster_instance(
             stored = conn.exec_driver_sql("SELECT count(*) FROM runs").scalar_one()
     finally:
         storage.dispose()
-    assert stored == 6
+    assert stored == 4
 
     again = run(config, pg_instance)
 
-    assert again.files == [] and again.rollup_days == []
+    assert again.files == [] and again.rollup_days == [] and again.snapshot_days == []
     assert [o.key for o in open_source(config.inbox).list_objects()] == [FIRST_KEY, SECOND_KEY]
-    assert sorted(pg_instance.get_dynamic_partitions("inbox_files")) == partitions
+    assert len(pg_instance.get_runs()) == 5  # only the drop watch ran again

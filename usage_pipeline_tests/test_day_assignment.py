@@ -14,6 +14,9 @@ from usage_pipeline.config import PipelineConfig
 from usage_pipeline.days import drop_date
 from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.partitions import daily_partitions
+from usage_pipeline.defs.resources import PipelineResource
+from usage_pipeline.snapshots import build_snapshot_day
+from usage_pipeline.warehouse.engine import get_engine
 from usage_pipeline_tests.helpers import drop, rows, run
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -111,22 +114,45 @@ def test_daily_partitions_follow_the_instance_zone() -> None:
     assert spring.end.timestamp() - spring.start.timestamp() == timedelta(hours=23).total_seconds()
 
 
-def test_snapshot_schedule_targets_the_day_that_just_completed() -> None:
-    definitions = build_definitions(PipelineConfig(timezone="America/New_York"))
+def test_snapshot_schedule_targets_the_completed_day_and_missed_nights(sqlite_url: str) -> None:
+    config = PipelineConfig(timezone="America/New_York", warehouse=sqlite_url)
+    definitions = build_definitions(config)
     schedule = definitions.resolve_schedule_def("snapshot_schedule")
     tick = datetime(2026, 11, 21, 0, 30, tzinfo=NEW_YORK)
 
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
-            instance=instance,
-            scheduled_execution_time=tick,
-            repository_def=definitions.get_repository_def(),
-        )
-        requests = schedule.evaluate_tick(context).run_requests
+    def evaluate() -> dg.ScheduleExecutionData:
+        with dg.instance_for_test() as instance:
+            context = dg.build_schedule_context(
+                instance=instance,
+                scheduled_execution_time=tick,
+                repository_def=definitions.get_repository_def(),
+                resources={"pipeline": PipelineResource.from_config(config)},
+            )
+            return schedule.evaluate_tick(context)
 
     assert schedule.cron_schedule == "30 0 * * *"
     assert schedule.execution_timezone == "America/New_York"
-    assert [r.partition_key for r in requests] == ["2026-11-20"]
+    assert [r.partition_key for r in evaluate().run_requests] == ["2026-11-20"]
+
+    with get_engine(sqlite_url).begin() as conn:  # the machine was down after the 17th
+        for table in ("account_usage_snapshot", "user_usage_snapshot"):
+            build_snapshot_day(conn, table, date(2026, 11, 17))
+    [missed] = evaluate().run_requests
+    assert missed.partition_key is None
+    assert missed.tags["dagster/asset_partition_range_start"] == "2026-11-18"
+    assert missed.tags["dagster/asset_partition_range_end"] == "2026-11-20"
+    assert sorted(k.to_user_string() for k in missed.asset_selection) == [
+        "account_usage_snapshot",
+        "user_usage_snapshot",
+    ]
+
+    with get_engine(sqlite_url).begin() as conn:
+        for day in (18, 19, 20):
+            for table in ("account_usage_snapshot", "user_usage_snapshot"):
+                build_snapshot_day(conn, table, date(2026, 11, day))
+    skipped = evaluate()
+    assert skipped.run_requests == []
+    assert skipped.skip_message == "Every snapshot up to 2026-11-20 is built."
 
 
 def test_a_row_dated_tomorrow_is_rolled_up(inbox: Path, sqlite_url: str) -> None:

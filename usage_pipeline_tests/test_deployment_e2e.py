@@ -5,7 +5,9 @@ server), the daemon's sensors launch the runs, and the webserver's GraphQL API i
 watches. The warehouse is read back with SQLAlchemy.
 
 Two deployments (local inbox, S3 inbox) run side by side, each with its own processes, instance
-database and warehouse schema, so the module waits for one sensor cycle, not two.
+database and warehouse schema, so the module waits for one sensor cycle, not two. The local one
+starts on an instance that already has history (a week of demo drops loaded by
+``usage-pipeline run``): its sensors must plan only the new drop, within two ticks.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ RUNS_QUERY = """
 query Runs {
   runsOrError(limit: 50) {
     __typename
-    ... on Runs { results { runId jobName status tags { key value } } }
+    ... on Runs { results { runId jobName status creationTime tags { key value } } }
     ... on PythonError { message }
   }
 }
@@ -162,6 +164,7 @@ class Deployment:
     port: int = field(default_factory=_free_port)
     procs: list[subprocess.Popen] = field(default_factory=list)
     last_answer: object = None
+    dropped_at: float = 0.0  # wall-clock time the drop was written
 
     @property
     def logs(self) -> list[Path]:
@@ -296,7 +299,7 @@ def _sensor_runs_done(deployment: Deployment) -> list[dict[str, Any]] | None:
     failed = [r for r in runs if r["status"] in {"FAILURE", "CANCELED"}]
     if failed:
         pytest.fail(deployment.diagnostics(f"runs did not succeed: {failed}"))
-    ingest = _by_sensor(runs, "inbox_sensor", "ingest_file_job")
+    ingest = _by_sensor(runs, "inbox_sensor", "ingest_files_job")
     rollup = _by_sensor(runs, "followup_sensor", "rollup_job")
     done = all(r["status"] == "SUCCESS" for r in runs)
     return runs if ingest and rollup and done else None
@@ -313,23 +316,51 @@ def _rows(url: str, sql: str) -> list[tuple]:
 
 
 def _warehouse(url: str) -> dict[str, list[tuple]]:
+    """The drop's day and ledger row (the local warehouse also holds the older history)."""
+    day = f"'{YESTERDAY}'"
     return {
         "user_activity_daily": _rows(
             url,
             "SELECT activity_date, account_id, user_id, module, activity, count"
-            " FROM user_activity_daily",
+            f" FROM user_activity_daily WHERE activity_date = {day}",
         ),
         "account_activity_daily": _rows(
             url,
             "SELECT activity_date, account_id, module, activity, source, count, active_users"
-            " FROM account_activity_daily",
+            f" FROM account_activity_daily WHERE activity_date = {day}",
         ),
         "ingested_files": _rows(
             url,
             "SELECT source_key, feed, status, rows_total, rows_loaded, rows_rejected, min_day,"
-            " max_day FROM ingested_files",
+            f" max_day FROM ingested_files WHERE source_key = '{DROP_KEY}'",
         ),
     }
+
+
+HISTORY_NIGHTS = 7
+
+
+def _load_history(inbox: Path, env: dict[str, str], home: Path) -> None:
+    """A week of demo drops ending four days ago, loaded by ``usage-pipeline run`` on the
+    deployment's instance and warehouse before its daemon starts."""
+    from usage_pipeline.demo import demo_drops
+
+    first = datetime.now(timezone.utc).date() - timedelta(days=HISTORY_NIGHTS + 3)
+    for item in demo_drops(first, HISTORY_NIGHTS, timezone.utc):
+        path = inbox / item.key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(item.content)
+    morning = f"{first + timedelta(days=HISTORY_NIGHTS)}T06:00:00+00:00"
+    done = subprocess.run(
+        [str(BIN / "usage-pipeline"), "run", "--as-of", morning],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr  # the demo's bad files
+    assert "rejected" in done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -379,9 +410,9 @@ def deployments(
             )
             if name == "local":
                 inbox = home / "inbox"
-                (inbox / DROP_KEY).parent.mkdir(parents=True)
-                (inbox / DROP_KEY).write_bytes(DROP)
+                inbox.mkdir()
                 env["USAGE_PIPELINE_INBOX"] = str(inbox)
+                _load_history(inbox, env, home)
             else:
                 client = boto3.client("s3", endpoint_url=s3_endpoint)
                 bucket = f"e2e-drops-{uuid.uuid4().hex[:8]}"
@@ -393,6 +424,10 @@ def deployments(
         for deployment in built.values():
             started.append(deployment)
             deployment.start()
+        local = built["local"]
+        (Path(local.env["USAGE_PIPELINE_INBOX"]) / DROP_KEY).parent.mkdir(exist_ok=True)
+        (Path(local.env["USAGE_PIPELINE_INBOX"]) / DROP_KEY).write_bytes(DROP)
+        local.dropped_at = time.time()
         yield built
     finally:
         for deployment in started:
@@ -408,14 +443,22 @@ def test_sensors_ingest_and_roll_up_a_drop(deployments: dict[str, Deployment], n
     deployment = deployments[name]
 
     runs = deployment.wait_for(
-        "inbox_sensor's ingest_file_job and followup_sensor's rollup_job to succeed",
+        "inbox_sensor's ingest_files_job and followup_sensor's rollup_job to succeed",
         lambda: _sensor_runs_done(deployment),
     )
 
-    ingest = _by_sensor(runs, "inbox_sensor", "ingest_file_job")
+    ingest = _by_sensor(runs, "inbox_sensor", "ingest_files_job")
     rollup = _by_sensor(runs, "followup_sensor", "rollup_job")
-    assert len(ingest) == 1, deployment.diagnostics("one ingestion per file version")
+    # Only the new drop: one ingestion run, one rollup run for its day, nothing for the
+    # history the CLI already loaded (its cursor and the pending-work queue say so).
+    assert len(ingest) == 1, deployment.diagnostics("one ingestion run")
     assert [_tag(r, "dagster/partition") for r in rollup] == [YESTERDAY]
+    launched = [
+        r for r in runs if _tag(r, "dagster/sensor_name") or _tag(r, "dagster/schedule_name")
+    ]
+    assert len(launched) == 2, deployment.diagnostics("no other run launched by the daemon")
+    if deployment.dropped_at:  # picked up within two sensor ticks (30 s each) of the drop
+        assert ingest[0]["creationTime"] - deployment.dropped_at < 2 * 30 + 15
     assert _warehouse(deployment.warehouse) == {
         "user_activity_daily": USER_DAILY,
         "account_activity_daily": ACCOUNT_DAILY,
@@ -435,7 +478,11 @@ def test_sensors_ingest_and_roll_up_a_drop(deployments: dict[str, Deployment], n
         (("account_activity_daily", "rollup_reconciliation"), rollup[0]),
     ):
         executions = deployment.check_executions(asset, check)
-        evaluated = [(c["runId"], c["status"]) for c in executions if c["evaluation"]]
+        evaluated = [
+            (c["runId"], c["status"])
+            for c in executions
+            if c["evaluation"] and c["runId"] == run["runId"]
+        ]
         assert evaluated == [(run["runId"], "SUCCEEDED")], deployment.diagnostics(
             f"{asset}:{check}"
         )

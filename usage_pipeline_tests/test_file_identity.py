@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 from usage_pipeline.cli import main
 from usage_pipeline.config import PipelineConfig
-from usage_pipeline.sensing import InboxCursor, sense
+from usage_pipeline.sensing import new_versions
 from usage_pipeline.sources import open_source
+from usage_pipeline.state import load_cli_cursor
 from usage_pipeline.warehouse.engine import get_engine
 from usage_pipeline_tests.helpers import drop, rows, run
 
@@ -59,12 +60,10 @@ def test_resensing_is_a_no_op(inbox: Path, config: PipelineConfig, instance) -> 
     before = {t: rows(config.warehouse, t) for t in ("ingested_files", "user_activity_daily")}
 
     again = run(config, instance)
-    sensed, _ = sense(
-        open_source(config.inbox), get_engine(config.warehouse), InboxCursor(None, {})
-    )
+    source = open_source(config.inbox)
 
-    assert again.files == [] and again.rollup_days == []
-    assert sensed == []
+    assert again.files == [] and again.rollup_days == [] and again.snapshot_days == []
+    assert new_versions(source, load_cli_cursor(get_engine(config.warehouse), source.uri)) == []
     assert {t: rows(config.warehouse, t) for t in before} == before
 
 

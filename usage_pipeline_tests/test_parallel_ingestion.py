@@ -2,9 +2,10 @@
 a sequential run gives; two runs racing on one file version load it once; concurrent SQLite
 writers queue instead of failing with "database is locked".
 
-Concurrency is real: each ingestion is ``ingest_file_job.execute_in_process`` in its own
-spawned process (own interpreter, own engine and connection pool) against one shared Dagster
-instance (dagster-postgres on PostgreSQL), released together by a barrier.
+Concurrency is real: each ingestion is an ``ingest_files_job`` run (one batch of files)
+executed in process in its own spawned process (own interpreter, own engine and connection
+pool) against one shared Dagster instance (dagster-postgres on PostgreSQL), released
+together by a barrier.
 """
 
 from __future__ import annotations
@@ -23,11 +24,7 @@ from dagster._serdes import deserialize_value, serialize_value
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.definitions import build_definitions
-from usage_pipeline.defs.ingestion import INBOX_FILE
-from usage_pipeline.defs.partitions import INBOX_FILES
-from usage_pipeline.defs.tags import AS_OF_TAG
-from usage_pipeline.sensing import partition_key_for
-from usage_pipeline.sources import sha256_file
+from usage_pipeline.defs.ingestion import INBOX_FILE, batch_run_config
 from usage_pipeline.warehouse.engine import dispose_engines, get_engine, read_connection
 from usage_pipeline.warehouse.tables import metadata
 from usage_pipeline_tests.conftest import new_schema_url
@@ -39,9 +36,14 @@ ACCOUNTS = [f"ACME-{n:03d}" for n in range(1, 7)]
 MODULES = {"Reports": ["view", "export"], "Admin": ["login"], "Dashboards": ["share"]}
 # Columns whose values legitimately differ between two correct runs of the same inbox:
 # file_id is a sequence, so it follows the order in which runs claimed their files (it is
-# compared through the file version it names instead); processed_at is the wall clock.
+# compared through the file version it names instead); processed_at and built_at are the
+# wall clock, and the CLI's inbox cursor holds listing times.
 FILE_ID_COLUMNS = ("file_id", "created_file_id")
-CLOCK_COLUMNS = {"ingested_files": ("processed_at",)}
+CLOCK_COLUMNS = {
+    "ingested_files": ("processed_at",),
+    "pipeline_state": ("value", "updated_at"),
+    "snapshot_dates": ("built_at",),
+}
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -90,8 +92,8 @@ def night_inbox(inbox: Path) -> list[Path]:
     return paths
 
 
-def partition_keys(inbox: Path, paths: list[Path]) -> list[str]:
-    return [partition_key_for(p.relative_to(inbox).as_posix(), sha256_file(p)) for p in paths]
+def inbox_keys(inbox: Path, paths: list[Path]) -> list[str]:
+    return [p.relative_to(inbox).as_posix() for p in paths]
 
 
 # ---------------------------------------------------------------- complete tables
@@ -145,61 +147,54 @@ def assert_same_tables(actual: dict[str, list[tuple]], expected: dict[str, list[
 
 
 def _ingest_in_child(
-    config_json: str,
-    instance_ref: str,
-    partition_keys: list[str],
-    barrier: Any,
-    results: Any,
+    config_json: str, instance_ref: str, keys: list[str], barrier: Any, results: Any
 ) -> None:
-    """Ingestion runs in a spawned process: build the definitions from the resolved settings,
-    wait for the other processes, then execute ingest_file_job for each partition in turn."""
+    """Ingestion in a spawned process: build the definitions from the resolved settings,
+    wait for the other processes, then run ingest_files_job once for its batch of keys."""
     try:
         config = PipelineConfig.from_json(config_json)
-        job = build_definitions(config).resolve_job_def("ingest_file_job")
+        job = build_definitions(config).resolve_job_def("ingest_files_job")
         get_engine(config.warehouse)  # connect (and create tables) before the start line
         with dg.DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef)) as inst:
             barrier.wait(timeout=120)
-            for key in partition_keys:
-                results.put(_execute_ingestion(job, inst, key))
+            results.put(_execute_ingestion(job, inst, keys))
     except BaseException as exc:  # reported to the parent, which fails the test
-        results.put({"partition": None, "success": False, "errors": [repr(exc)], "files": []})
+        results.put({"keys": None, "success": False, "errors": [repr(exc)], "files": []})
     finally:
         dispose_engines()
 
 
-def _execute_ingestion(job: Any, instance: dg.DagsterInstance, key: str) -> dict[str, Any]:
+def _execute_ingestion(job: Any, instance: dg.DagsterInstance, keys: list[str]) -> dict[str, Any]:
     result = job.execute_in_process(
-        run_config=QUIET,
+        run_config={**batch_run_config(keys, as_of=AS_OF), **QUIET},
         instance=instance,
-        partition_key=key,
-        tags={AS_OF_TAG: AS_OF.isoformat()},
         raise_on_error=False,
     )
+    reported = [  # materialisations (loaded now) and observations (found done)
+        e.event_specific_data.materialization
+        if e.is_step_materialization
+        else e.event_specific_data.asset_observation
+        for e in result.all_events
+        if e.asset_key == INBOX_FILE
+        and (e.is_step_materialization or e.event_type_value == "ASSET_OBSERVATION")
+    ]
     return {
-        "partition": key,
+        "keys": keys,
         "success": result.success,
         "errors": [
             str(e.event_specific_data.error.message)
             for e in result.all_events
             if e.is_step_failure and e.event_specific_data and e.event_specific_data.error
         ],
-        "files": [
-            {k: v.value for k, v in e.materialization.metadata.items()}
-            for e in result.get_asset_materialization_events()
-            if e.asset_key == INBOX_FILE
-        ],
+        "files": [{k: v.value for k, v in event.metadata.items()} for event in reported],
     }
 
 
 def ingest_concurrently(
-    config: PipelineConfig,
-    instance: dg.DagsterInstance,
-    batches: list[list[str]],
+    config: PipelineConfig, instance: dg.DagsterInstance, batches: list[list[str]]
 ) -> list[dict[str, Any]]:
-    """One spawned process per batch of partitions, all released together by a barrier;
-    each process ingests its batch in order. Returns every run's outcome."""
-    partitions = sorted({key for batch in batches for key in batch})
-    instance.add_dynamic_partitions(INBOX_FILES.name, partitions)
+    """One spawned process per batch of keys, all released together by a barrier; each
+    process ingests its batch in one run. Returns every run's outcome."""
     ref = serialize_value(instance.get_ref())
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(len(batches)), ctx.Queue()
@@ -211,10 +206,10 @@ def ingest_concurrently(
         child.start()
     outcomes: list[dict[str, Any]] = []
     try:
-        while len([o for o in outcomes if o["partition"]]) < sum(map(len, batches)):
+        while len(outcomes) < len(batches):
             outcomes.append(results.get(timeout=240))
-            if outcomes[-1]["partition"] is None:
-                break  # a process failed before or between its runs
+            if outcomes[-1]["keys"] is None:
+                break  # a process failed before its run
     finally:
         for child in children:
             child.join(timeout=30)
@@ -226,9 +221,8 @@ def ingest_concurrently(
 def ingest_in_parent(
     config: PipelineConfig, instance: dg.DagsterInstance, key: str
 ) -> dict[str, Any]:
-    instance.add_dynamic_partitions(INBOX_FILES.name, [key])
-    job = build_definitions(config).resolve_job_def("ingest_file_job")
-    return _execute_ingestion(job, instance, key)
+    job = build_definitions(config).resolve_job_def("ingest_files_job")
+    return _execute_ingestion(job, instance, [key])
 
 
 def spread(keys: list[str], processes: int) -> list[list[str]]:
@@ -267,7 +261,7 @@ def test_parallel_ingestion_on_postgres_matches_sequential(
     inbox: Path, pg_url: str, other_pg_url: str, pg_instance: dg.DagsterInstance
 ) -> None:
     paths = night_inbox(inbox)
-    keys = partition_keys(inbox, paths)
+    keys = inbox_keys(inbox, paths)
     config = PipelineConfig(inbox=str(inbox), warehouse=pg_url)
 
     # The directory first (as the sensor requests it), then the 12 regional files by four
@@ -278,7 +272,8 @@ def test_parallel_ingestion_on_postgres_matches_sequential(
     statuses = sorted(f["status"] for o in outcomes for f in o["files"])
     assert statuses == ["loaded"] * (REGIONS + 1)
 
-    # Follow-ups as the CLI does them: nothing left to ingest, every touched day rolled up.
+    # Follow-ups as the CLI does them: nothing new to ingest (its cursor has not seen the
+    # files, so it reads them once and finds them loaded), every touched day rolled up.
     report = run(config, pg_instance)
     assert not report.failed_runs, report.failed_runs
     assert report.files == []
@@ -301,14 +296,14 @@ def test_two_runs_racing_on_one_file_version_load_it_once(
     paths = every[1:4]  # three regional files; the inbox keeps only them
     for other in every[:1] + every[4:]:
         other.unlink()
-    keys = partition_keys(inbox, paths)
+    keys = inbox_keys(inbox, paths)
     config = PipelineConfig(inbox=str(inbox), warehouse=pg_url)
 
-    # Two processes released together, each running the same three partitions in turn.
+    # Two processes released together, each running a batch of the same three files.
     outcomes = ingest_concurrently(config, pg_instance, [keys, keys])
     assert_all_succeeded(outcomes)
     for key in keys:
-        files = [f for o in outcomes if o["partition"] == key for f in o["files"]]
+        files = [f for o in outcomes for f in o["files"] if f["file"] == key]
         assert [f["status"] for f in files] == ["loaded", "loaded"], key
         # One run did the load; the other found it done (waiting on the row lock if needed).
         assert sorted(f["already_processed"] for f in files) == [False, True], key
@@ -319,7 +314,7 @@ def test_two_runs_racing_on_one_file_version_load_it_once(
         ledger = conn.execute(
             sa.text("SELECT source_key, status FROM ingested_files ORDER BY source_key")
         ).all()
-    assert [tuple(r) for r in ledger] == [(k.rpartition("@")[0], "loaded") for k in sorted(keys)]
+    assert [tuple(r) for r in ledger] == [(k, "loaded") for k in sorted(keys)]
 
     report = run(config, pg_instance)
     assert not report.failed_runs and report.files == []
@@ -337,7 +332,7 @@ def sequential_one_each(inbox: Path, url: str, files: int) -> dict[str, list[tup
 
 def test_concurrent_sqlite_writers_queue_instead_of_failing(inbox: Path, tmp_path: Path) -> None:
     paths = night_inbox(inbox)
-    keys = partition_keys(inbox, paths)
+    keys = inbox_keys(inbox, paths)
     parallel_url = f"sqlite:///{tmp_path / 'parallel.db'}"
     sequential_url = f"sqlite:///{tmp_path / 'sequential.db'}"
     config = PipelineConfig(inbox=str(inbox), warehouse=parallel_url)

@@ -414,21 +414,24 @@ def test_matching_by_crm_id_domain_and_name(
         ("product_usage/by_domain/a.csv", "loaded", 2),
         ("product_usage/by_name/a.csv", "loaded", 2),
     ]
+    # one check result for the batch, naming each file's unmatched rows
     unmatched = [c for c in report.failed_checks if c.startswith("inbox_file:unmatched_accounts")]
-    assert len(unmatched) == 3
-    assert unmatched[0].endswith(
-        "1 of 2 rows of product_usage/by_crm/a.csv (50.0%) match no account and were not"
+    assert unmatched == [
+        "inbox_file:unmatched_accounts"
+        " 1 of 2 rows of product_usage/by_crm/a.csv (50.0%) match no account and were not"
         " loaded: CRM-404."
-    )
+        " 1 of 3 rows of product_usage/by_domain/a.csv (33.3%) match no account and were not"
+        " loaded: initech.com."
+        " 1 of 3 rows of product_usage/by_name/a.csv (33.3%) match no account and were not"
+        " loaded: Umbrella."
+    ]
     assert files(report)[0]["unmatched_identifiers"] == ["CRM-404"]
-    evaluation = next(
-        e
-        for e in instance.get_latest_asset_check_evaluation_record(
-            dg.AssetCheckKey(dg.AssetKey("inbox_file"), "unmatched_accounts")
-        ).event.dagster_event.event_specific_data.metadata.items()
-        if e[0] == "unmatched_ratio"
-    )
-    assert evaluation[1].value == pytest.approx(1 / 3, abs=1e-6)
+    metadata = instance.get_latest_asset_check_evaluation_record(
+        dg.AssetCheckKey(dg.AssetKey("inbox_file"), "unmatched_accounts")
+    ).event.dagster_event.event_specific_data.metadata
+    assert metadata["failing_files"].value == 3
+    by_file = metadata["by_file"].value
+    assert by_file["product_usage/by_name/a.csv"]["unmatched_ratio"] == pytest.approx(1 / 3)
 
     # the dry run lists matched and unmatched rows (the report, Statisfy's "test results")
     config_file = tmp_path / "pipeline.yaml"

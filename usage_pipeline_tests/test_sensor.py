@@ -1,23 +1,28 @@
-"""SPEC §5 inbox sensor: one run per new file version (run key = file identity), hidden and
-in-flight names ignored, re-ticks and re-sensing are no-ops, a correction is a new run, and
-the cursor stays bounded. Evaluated the way the daemon does (run requests resolved against
-the job, dynamic partitions added), over a local folder and over S3 on moto's server."""
+"""SPEC §1 and §5 inbox sensor: it lists (never reads) the inbox and requests one run per
+batch of new file versions (run key = the identities it holds); hidden and in-flight names
+are ignored, re-ticks are no-ops, a correction is a new run, batches are bounded by files
+and bytes, and the cursor stays bounded. Evaluated the way the daemon does, over a local
+folder and over S3 on moto's server. Also the follow-up sensor, planned from pending work."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from usage_pipeline import work_queue
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.resources import PipelineResource
-from usage_pipeline.sensing import LOOKBACK, InboxCursor, partition_key_for
+from usage_pipeline.sensing import LOOKBACK, Batch, InboxCursor, plan_batches
+from usage_pipeline.snapshots import build_snapshot_day
 from usage_pipeline.sources import SourceObject, open_source
+from usage_pipeline.sources.local import LocalFolderSource
+from usage_pipeline.sources.s3 import S3Source
+from usage_pipeline.warehouse.engine import get_engine
 from usage_pipeline_tests.helpers import HEADER, rows
 
 CONTRIBUTION = "activity_date, account_id, user_id, module, activity, count"
@@ -37,10 +42,6 @@ IGNORED = [
     "user_activity/y.csv.tmp",
     "user_activity/z_COPYING_.csv",
 ]
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class LocalDrops:
@@ -83,11 +84,22 @@ def instance():
         yield instance
 
 
+@pytest.fixture
+def no_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sensing must never read a file's bytes: any read fails the test."""
+
+    def refuse(self, key):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"the sensor read the bytes of {key}")
+
+    monkeypatch.setattr(LocalFolderSource, "local_copy", refuse)
+    monkeypatch.setattr(S3Source, "local_copy", refuse)
+
+
 def tick(
-    config: PipelineConfig, instance: dg.DagsterInstance, cursor: str | None
+    config: PipelineConfig, instance: dg.DagsterInstance, cursor: str | None, name="inbox_sensor"
 ) -> dg.SensorExecutionData:
-    """One evaluation of ``inbox_sensor`` from the code location's definitions, with its run
-    requests resolved against ``ingest_file_job`` as the daemon resolves them."""
+    """One evaluation of a sensor from the code location's definitions, with its run
+    requests resolved against their jobs as the daemon resolves them."""
     definitions = build_definitions(config)
     context = dg.build_sensor_context(
         instance=instance,
@@ -96,106 +108,164 @@ def tick(
         definitions=definitions,
         resources={"pipeline": PipelineResource.from_config(config)},
     )
-    return definitions.resolve_sensor_def("inbox_sensor").evaluate_tick(context)
+    return definitions.resolve_sensor_def(name).evaluate_tick(context)
 
 
 def launch(config: PipelineConfig, instance: dg.DagsterInstance, data) -> None:
-    """Apply the tick's dynamic-partition requests and execute its run requests in-process."""
-    for request in data.dynamic_partitions_requests:
-        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-    job = build_definitions(config).resolve_job_def("ingest_file_job")
+    """Execute the tick's run requests in-process, as the daemon would launch them."""
+    job = build_definitions(config).resolve_job_def("ingest_files_job")
     for request in data.run_requests:
         result = job.execute_in_process(
-            instance=instance, partition_key=request.partition_key, run_config=QUIET
+            instance=instance, run_config={**request.run_config, **QUIET}
         )
         assert result.success
 
 
-def requested(data) -> list[tuple[str, str]]:
-    return sorted((r.partition_key, r.run_key) for r in data.run_requests)
+def batches(data) -> list[list[str]]:
+    """The keys each requested run ingests, in order."""
+    return [r.run_config["ops"]["inbox_file"]["config"]["keys"] for r in data.run_requests]
 
 
-def added(data) -> list[tuple[str, list[str]]]:
-    return [
-        (r.partitions_def_name, list(r.partition_keys)) for r in data.dynamic_partitions_requests
-    ]
-
-
-def test_sensor_requests_one_run_per_new_file_version(
-    drops: LocalDrops | S3Drops, sqlite_url: str, instance
+def test_sensor_requests_one_run_per_batch_of_new_versions(
+    drops: LocalDrops | S3Drops,
+    sqlite_url: str,
+    instance,
+    no_reads: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config = PipelineConfig(inbox=drops.uri, warehouse=sqlite_url, s3_endpoint_url=drops.endpoint)
     drops.put(FIRST_KEY, FIRST)
     drops.put(SECOND_KEY, SECOND)
     for key in IGNORED:
         drops.put(key, FIRST)
-    first = partition_key_for(FIRST_KEY, sha256(FIRST))
-    second = partition_key_for(SECOND_KEY, sha256(SECOND))
 
     tick1 = tick(config, instance, None)
 
-    assert requested(tick1) == sorted(
-        [
-            (first, f"{FIRST_KEY}@{sha256(FIRST)}#0"),
-            (second, f"{SECOND_KEY}@{sha256(SECOND)}#0"),
-        ]
-    )
-    assert first == f"{FIRST_KEY}@{sha256(FIRST)[:16]}"
-    assert added(tick1) == [("inbox_files", sorted([first, second]))]
-    assert [r.tags["dagster/partition"] for r in tick1.run_requests] == [
-        r.partition_key for r in tick1.run_requests
-    ]
+    [batch] = batches(tick1)  # one run for both files (oldest first; S3 times are seconds)
+    assert sorted(batch) == sorted([FIRST_KEY, SECOND_KEY])
+    listing = {o.key: o for o in open_source(config.inbox, config.s3_endpoint_url).list_objects()}
+    expected_key = Batch(tuple(listing[key] for key in batch)).run_key
+    assert [r.run_key for r in tick1.run_requests] == [expected_key]
+    assert expected_key.startswith("batch:2:")
 
     tick2 = tick(config, instance, tick1.cursor)
 
     assert tick2.run_requests == []
-    assert tick2.dynamic_partitions_requests == []
     assert tick2.cursor == tick1.cursor
 
+    monkeypatch.undo()  # the run reads (and hashes) the bytes, once
     launch(config, instance, tick1)
-    assert rows(sqlite_url, "ingested_files", columns="source_key, sha256, status") == sorted(
-        [(FIRST_KEY, sha256(FIRST), "loaded"), (SECOND_KEY, sha256(SECOND), "loaded")]
+    assert rows(sqlite_url, "ingested_files", columns="source_key, status") == sorted(
+        [(FIRST_KEY, "loaded"), (SECOND_KEY, "loaded")]
     )
     assert rows(sqlite_url, "user_activity_contributions", columns=CONTRIBUTION) == [
         ("2026-11-19", "A1", "u1", "Reports", "view", 3),
         ("2026-11-20", "A2", "u2", "Admin", "login", 1),
     ]
-    assert sorted(instance.get_dynamic_partitions("inbox_files")) == sorted([first, second])
 
     drops.put(SECOND_KEY, SECOND_CORRECTED)
-    corrected = partition_key_for(SECOND_KEY, sha256(SECOND_CORRECTED))
 
     tick3 = tick(config, instance, tick2.cursor)
 
-    assert requested(tick3) == [(corrected, f"{SECOND_KEY}@{sha256(SECOND_CORRECTED)}#1")]
-    assert added(tick3) == [("inbox_files", [corrected])]
-
-    launch(config, instance, tick3)
-    assert rows(sqlite_url, "ingested_files", columns="source_key, sha256, status") == sorted(
-        [
-            (FIRST_KEY, sha256(FIRST), "loaded"),
-            (SECOND_KEY, sha256(SECOND), "superseded"),
-            (SECOND_KEY, sha256(SECOND_CORRECTED), "loaded"),
-        ]
-    )
-    assert rows(sqlite_url, "user_activity_contributions", columns=CONTRIBUTION) == [
-        ("2026-11-19", "A1", "u1", "Reports", "view", 3),
-        ("2026-11-20", "A2", "u2", "Admin", "login", 5),
-        ("2026-11-20", "A2", "u3", "Admin", "login", 2),
-    ]
-
+    assert batches(tick3) == [[SECOND_KEY]]
     assert tick(config, instance, tick3.cursor).run_requests == []
-    fresh = tick(config, instance, None)
-    assert fresh.run_requests == []
-    assert fresh.dynamic_partitions_requests == []
+    launch(config, instance, tick3)
+    assert rows(sqlite_url, "ingested_files", columns="source_key, status") == sorted(
+        [(FIRST_KEY, "loaded"), (SECOND_KEY, "loaded"), (SECOND_KEY, "superseded")]
+    )
 
     listing = {o.key: o for o in open_source(config.inbox, config.s3_endpoint_url).list_objects()}
     assert sorted(listing) == sorted([FIRST_KEY, SECOND_KEY])
     cursor = InboxCursor.parse(tick3.cursor)
-    assert sorted(cursor.recent) == sorted([FIRST_KEY, SECOND_KEY])
     assert cursor.high_water == max(o.changed_at or o.last_modified for o in listing.values())
     assert cursor.recent == {key: o.signature for key, o in listing.items()}
     assert cursor.recent[SECOND_KEY][1] == len(SECOND_CORRECTED)
+
+
+def test_the_run_hashes_and_loads_what_the_sensor_listed(
+    drops: LocalDrops | S3Drops, sqlite_url: str, instance
+) -> None:
+    config = PipelineConfig(inbox=drops.uri, warehouse=sqlite_url, s3_endpoint_url=drops.endpoint)
+    drops.put(SECOND_KEY, SECOND)
+    first = tick(config, instance, None)
+    launch(config, instance, first)
+    drops.put(SECOND_KEY, SECOND_CORRECTED)
+    correction = tick(config, instance, first.cursor)
+
+    launch(config, instance, correction)
+    launch(config, instance, correction)  # a retried run changes nothing
+
+    assert rows(sqlite_url, "ingested_files", columns="source_key, status, rows_loaded") == [
+        (SECOND_KEY, "loaded", 2),
+        (SECOND_KEY, "superseded", 1),
+    ]
+    assert rows(sqlite_url, "user_activity_contributions", columns=CONTRIBUTION) == [
+        ("2026-11-20", "A2", "u2", "Admin", "login", 5),
+        ("2026-11-20", "A2", "u3", "Admin", "login", 2),
+    ]
+
+
+def _obj(key: str, minute: int, size: int = 10) -> SourceObject:
+    moment = datetime(2026, 11, 21, 23, minute, tzinfo=timezone.utc)
+    return SourceObject(key=key, size=size, last_modified=moment, changed_at=moment, version="v")
+
+
+def test_batches_are_bounded_by_files_and_bytes_and_load_the_directory_first() -> None:
+    objects = [_obj(f"user_activity/f{n}.csv", n) for n in range(5)]
+    objects += [_obj("accounts/a.csv", 9), _obj("user_activity/big.csv", 7, size=500)]
+
+    planned = plan_batches(objects, max_files=3, max_bytes=100)
+
+    assert [b.keys for b in planned] == [
+        ["accounts/a.csv", "user_activity/f0.csv", "user_activity/f1.csv"],
+        ["user_activity/f2.csv", "user_activity/f3.csv", "user_activity/f4.csv"],
+        ["user_activity/big.csv"],  # larger than max_bytes: a batch of its own
+    ]
+    limited = plan_batches(objects, max_files=3, max_bytes=100, limit=1)
+    assert [b.keys for b in limited] == [
+        ["user_activity/f0.csv", "user_activity/f1.csv", "user_activity/f2.csv"]
+    ]  # the oldest versions only, so the cursor advances over exactly those
+    assert plan_batches([], max_files=3, max_bytes=100) == []
+
+
+def test_a_tick_requests_at_most_ten_batches_and_the_next_tick_the_rest(
+    inbox: Path, sqlite_url: str, instance, no_reads: None
+) -> None:
+    config = PipelineConfig(inbox=str(inbox), warehouse=sqlite_url, batch_max_files=2)
+    start = datetime.now(timezone.utc) - timedelta(hours=3)
+    for n in range(23):
+        path = inbox / f"user_activity/u{n:02d}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(FIRST)
+        moment = (start + timedelta(minutes=n)).timestamp()
+        os.utime(path, (moment, moment))
+
+    tick1 = tick(config, instance, None)
+    tick2 = tick(config, instance, tick1.cursor)
+    tick3 = tick(config, instance, tick2.cursor)
+
+    names = [f"user_activity/u{n:02d}.csv" for n in range(23)]  # written (changed) in order
+    assert batches(tick1) == [names[n : n + 2] for n in range(0, 20, 2)]
+    assert batches(tick2) == [names[20:22], names[22:]]
+    assert tick3.run_requests == []
+
+
+def test_a_new_sensor_starts_from_the_cli_cursor(
+    inbox: Path, sqlite_url: str, instance, no_reads: None
+) -> None:
+    from usage_pipeline.state import save_cli_cursor
+
+    config = PipelineConfig(inbox=str(inbox), warehouse=sqlite_url)
+    LocalDrops(inbox).put(FIRST_KEY, FIRST)
+    source = open_source(config.inbox)
+    save_cli_cursor(
+        get_engine(sqlite_url),
+        source.uri,
+        InboxCursor(None, {}).advanced(list(source.list_objects())),
+    )
+    LocalDrops(inbox).put(SECOND_KEY, SECOND)
+
+    assert batches(tick(config, instance, None)) == [[SECOND_KEY]]
 
 
 def _object(key: str, changed: datetime, size: int = 10) -> SourceObject:
@@ -241,9 +311,7 @@ def test_a_file_moved_in_with_an_old_mtime_is_sensed(
 
     tick2 = tick(config, instance, tick1.cursor)
 
-    assert [r.partition_key for r in tick2.run_requests] == [
-        partition_key_for(SECOND_KEY, sha256(SECOND))
-    ]
+    assert batches(tick2) == [[SECOND_KEY]]
 
 
 def test_s3_same_size_correction_within_the_same_second_is_sensed(
@@ -260,6 +328,56 @@ def test_s3_same_size_correction_within_the_same_second_is_sensed(
 
     tick2 = tick(config, instance, tick1.cursor)
 
-    assert [r.partition_key for r in tick2.run_requests] == [
-        partition_key_for(FIRST_KEY, sha256(same_size))
+    assert batches(tick2) == [[FIRST_KEY]]
+
+
+def test_followup_sensor_requests_one_run_per_stretch_of_pending_days(
+    sqlite_url: str, instance
+) -> None:
+    config = PipelineConfig(warehouse=sqlite_url)
+    engine = get_engine(sqlite_url)
+
+    assert tick(config, instance, None, "followup_sensor").skip_message == "Nothing pending."
+
+    with engine.begin() as conn:
+        work_queue.mark(conn, "user_activity_daily", [date(2026, 11, 3), date(2026, 11, 2)])
+        work_queue.mark(conn, "account_activity_daily", [date(2026, 11, 2), date(2026, 11, 3)])
+        work_queue.mark(conn, "events_daily", [date(2026, 11, 9)])
+        build_snapshot_day(conn, "user_usage_snapshot", date(2026, 11, 20))
+        work_queue.mark(conn, "user_usage_snapshot", [date(2026, 11, 20)])  # waits: 11-03
+    requests = tick(config, instance, None, "followup_sensor").run_requests
+
+    assert [
+        (
+            r.job_name,
+            r.partition_key,
+            r.tags.get("dagster/asset_partition_range_start"),
+            r.tags.get("dagster/asset_partition_range_end"),
+            sorted(k.to_user_string() for k in r.asset_selection),
+        )
+        for r in requests
+    ] == [
+        (
+            "rollup_job",
+            None,
+            "2026-11-02",
+            "2026-11-03",
+            ["account_activity_daily", "user_activity_daily"],
+        ),
+        ("rollup_job", "2026-11-09", None, None, ["events_daily"]),
     ]
+    assert requests[0].run_key == "rollup:2026-11-02:2026-11-03:4"
+    again = tick(config, instance, None, "followup_sensor").run_requests
+    assert [r.run_key for r in again] == [r.run_key for r in requests]  # deduplicated by key
+
+    with engine.begin() as conn:  # the rollups ran: the snapshot refresh is due now
+        from usage_pipeline.rollups import rebuild_rollup_day, rollup_named
+
+        for day in (2, 3):
+            for name in ("user_activity_daily", "account_activity_daily"):
+                rebuild_rollup_day(conn, rollup_named(name), date(2026, 11, day))
+        rebuild_rollup_day(conn, rollup_named("events_daily"), date(2026, 11, 9))
+    [refresh] = tick(config, instance, None, "followup_sensor").run_requests
+
+    assert (refresh.job_name, refresh.partition_key) == ("snapshot_job", "2026-11-20")
+    assert [k.to_user_string() for k in refresh.asset_selection] == ["user_usage_snapshot"]

@@ -1,9 +1,9 @@
 """The ``billing_periods`` asset: period states (open/draft/final/on_hold) refreshed hourly."""
 
 from collections import Counter
+from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from usage_pipeline.billing import ON_HOLD, PeriodState, refresh_billing_periods
 from usage_pipeline.config import PipelineConfig
@@ -82,7 +82,7 @@ def billing_periods(
 
 def build_billing(
     config: PipelineConfig,
-) -> tuple[UnresolvedAssetJobDefinition, dg.ScheduleDefinition]:
+) -> tuple[Any, dg.ScheduleDefinition]:
     """The billing-periods job and its hourly schedule (instance zone), running by default."""
     job = dg.define_asset_job(BILLING_JOB, selection=dg.AssetSelection.assets(BILLING_PERIODS))
     schedule = dg.ScheduleDefinition(

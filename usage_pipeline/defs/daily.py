@@ -1,141 +1,192 @@
-"""Daily-partitioned rollups and snapshots (instance zone), their checks, jobs and schedule."""
+"""Daily-partitioned rollups and snapshots (instance zone), their checks, jobs and schedule.
+
+Every daily asset runs over a range of days in one run (a single-run backfill policy): a
+late file touching ten days is one rollup run, not ten. Each day is rebuilt in its own
+transaction, locked against any other rebuild of the same day.
+"""
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from usage_pipeline import rollups, snapshots
 from usage_pipeline.defs.ingestion import INBOX_FILE
-from usage_pipeline.defs.partitions import daily_partitions
+from usage_pipeline.defs.partitions import ONE_RUN_PER_RANGE, daily_partitions
 from usage_pipeline.defs.resources import PipelineResource
+from usage_pipeline.defs.tags import range_tags
+from usage_pipeline.warehouse.engine import read_connection
+from usage_pipeline.work_queue import DayRange
 
-USER_ACTIVITY_DAILY = dg.AssetKey("user_activity_daily")
 ACCOUNT_ACTIVITY_DAILY = dg.AssetKey("account_activity_daily")
-ACCOUNT_SNAPSHOT = dg.AssetKey("account_usage_snapshot")
-USER_SNAPSHOT = dg.AssetKey("user_usage_snapshot")
 RECONCILIATION_CHECK = "rollup_reconciliation"
 ROLLUP_JOB = "rollup_job"
 SNAPSHOT_JOB = "snapshot_job"
-# A snapshot reads the 60 days ending on its date (30d window + the previous 30d).
-SNAPSHOT_LOOKBACK_DAYS = 59
 
 
 @dataclass(frozen=True)
 class DailyDefinitions:
     assets: list[dg.AssetsDefinition]
-    jobs: list[UnresolvedAssetJobDefinition]
+    jobs: list[Any]  # what define_asset_job returns (its class is not public)
     schedules: list[dg.ScheduleDefinition]
 
 
-def _day(context: dg.AssetExecutionContext) -> date:
-    return date.fromisoformat(context.partition_key)
+def _days(context: dg.AssetExecutionContext) -> list[date]:
+    return [date.fromisoformat(key) for key in context.partition_keys]
+
+
+def _spans(days: list[date]) -> str:
+    """``2026-11-01..2026-11-05, 2026-11-09``: days as ranges, for metadata."""
+    spans: list[list[date]] = []
+    for day in days:
+        if spans and spans[-1][-1] + timedelta(days=1) == day:
+            spans[-1].append(day)
+        else:
+            spans.append([day])
+    return ", ".join(
+        s[0].isoformat() if len(s) == 1 else f"{s[0].isoformat()}..{s[-1].isoformat()}"
+        for s in spans
+    )
+
+
+def range_request(
+    kind_prefix: str, day_range: DayRange, job_name: str | None = None
+) -> dg.RunRequest:
+    """One run over the range's days for the assets it names (run key: range + newest
+    pending row, so a re-tick does not repeat it and new work asks again)."""
+    selection = [dg.AssetKey(kind) for kind in day_range.kinds]
+    run_key = day_range.key(kind_prefix)
+    if day_range.start == day_range.end:
+        return dg.RunRequest(
+            run_key=run_key,
+            job_name=job_name,
+            partition_key=day_range.start.isoformat(),
+            asset_selection=selection,
+        )
+    return dg.RunRequest(
+        run_key=run_key,
+        job_name=job_name,
+        tags=range_tags(day_range.start, day_range.end),
+        asset_selection=selection,
+    )
+
+
+def _reconciliation(conn, days: list[date]) -> dg.AssetCheckResult:  # type: ignore[no-untyped-def]
+    totals = [rollups.day_totals(conn, day) for day in days]
+    failing = [t for t in totals if not t.reconciled]
+    return dg.AssetCheckResult(
+        check_name=RECONCILIATION_CHECK,
+        passed=not failing,
+        description=(
+            f"Totals disagree on {_spans([t.day for t in failing])}."
+            if failing
+            else f"Totals agree on {_spans(days)}."
+        ),
+        metadata={
+            "days_checked": len(days),
+            "loaded_count": sum(t.contribution_count for t in totals),
+            "user_activity_daily_count": sum(t.user_count for t in totals),
+            "account_activity_daily_count": sum(t.account_count for t in totals),
+            "account_usage_loaded_count": sum(t.account_usage_loaded for t in totals),
+            "account_usage_rolled_count": sum(t.account_usage_rolled for t in totals),
+            "failing_days": dg.MetadataValue.json([t.day.isoformat() for t in failing]),
+        },
+    )
+
+
+def _rollup_asset(rollup: rollups.DailyRollup, days_def: dg.PartitionsDefinition):
+    key = dg.AssetKey(rollup.name)
+    reconciled = key == ACCOUNT_ACTIVITY_DAILY
+    specs = (
+        [
+            dg.AssetCheckSpec(
+                RECONCILIATION_CHECK,
+                asset=key,
+                description="Count totals of each day agree: loaded user_activity rows = user"
+                " rollup = account rollup (user_activity source), and loaded account_usage"
+                " counts = account rollup (account_usage source).",
+            )
+        ]
+        if reconciled
+        else []
+    )
+
+    @dg.asset(
+        key=key,
+        group_name=rollup.group,
+        partitions_def=days_def,
+        backfill_policy=ONE_RUN_PER_RANGE,
+        deps=[INBOX_FILE, *(dg.AssetKey(name) for name in rollup.reads)],
+        check_specs=specs,
+        description=rollup.description,
+    )
+    def _rollup(
+        context: dg.AssetExecutionContext, pipeline: PipelineResource
+    ) -> dg.MaterializeResult:
+        days = _days(context)
+        engine = pipeline.engine()
+        rows = 0
+        for day in days:
+            with engine.begin() as conn:
+                rows += rollups.rebuild_rollup_day(conn, rollup, day)
+        metadata = {"days": _spans(days), "rows": rows}
+        if not reconciled:
+            return dg.MaterializeResult(metadata=metadata)
+        with read_connection(engine) as conn:
+            check = _reconciliation(conn, days)
+        return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+    return _rollup
+
+
+def _snapshot_asset(table: str, days_def: dg.PartitionsDefinition, description: str):
+    @dg.asset(
+        key=dg.AssetKey(table),
+        group_name="snapshots",
+        partitions_def=days_def,
+        backfill_policy=ONE_RUN_PER_RANGE,
+        deps=[
+            dg.AssetDep(
+                ACCOUNT_ACTIVITY_DAILY,
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-snapshots.SNAPSHOT_LOOKBACK_DAYS
+                ),
+            )
+        ],
+        description=description,
+    )
+    def _snapshot(
+        context: dg.AssetExecutionContext, pipeline: PipelineResource
+    ) -> dg.MaterializeResult:
+        days = _days(context)
+        engine = pipeline.engine()
+        rows = 0
+        for day in days:
+            with engine.begin() as conn:
+                rows += snapshots.build_snapshot_day(conn, table, day)
+        return dg.MaterializeResult(metadata={"snapshot_dates": _spans(days), "rows": rows})
+
+    return _snapshot
+
+
+SNAPSHOT_DESCRIPTIONS = {
+    "account_usage_snapshot": "Per-account usage as of each day (1/7/30-day windows).",
+    "user_usage_snapshot": "Per-user usage as of each day (7/30-day windows).",
+}
 
 
 def build_daily_definitions(timezone: str) -> DailyDefinitions:
     """Rollup and snapshot assets partitioned by day in ``timezone``."""
-    days = daily_partitions(timezone)
-
-    def rollup_asset(rollup: rollups.DailyRollup) -> dg.AssetsDefinition:
-        key = dg.AssetKey(rollup.name)
-        reconciled = key == ACCOUNT_ACTIVITY_DAILY
-        deps = [dg.AssetDep(INBOX_FILE, partition_mapping=dg.AllPartitionMapping())]
-        deps += [dg.AssetKey(name) for name in rollup.reads]
-        specs = (
-            [
-                dg.AssetCheckSpec(
-                    RECONCILIATION_CHECK,
-                    asset=key,
-                    description="Count totals of the day agree: loaded user_activity rows = user"
-                    " rollup = account rollup (user_activity source), and loaded account_usage"
-                    " counts = account rollup (account_usage source).",
-                )
-            ]
-            if reconciled
-            else []
-        )
-
-        @dg.asset(
-            key=key,
-            group_name=rollup.group,
-            partitions_def=days,
-            deps=deps,
-            check_specs=specs,
-            description=rollup.description,
-        )
-        def _rollup(
-            context: dg.AssetExecutionContext, pipeline: PipelineResource
-        ) -> dg.MaterializeResult:
-            day = _day(context)
-            with pipeline.engine().begin() as conn:
-                rows = rollup.rebuild(conn, day)
-                totals = rollups.day_totals(conn, day) if reconciled else None
-            metadata = {"day": context.partition_key, "rows": rows}
-            if totals is None:
-                return dg.MaterializeResult(metadata=metadata)
-            check = dg.AssetCheckResult(
-                check_name=RECONCILIATION_CHECK,
-                passed=totals.reconciled,
-                metadata={
-                    "loaded_rows": totals.contribution_rows,
-                    "loaded_count": totals.contribution_count,
-                    "user_activity_daily_count": totals.user_count,
-                    "account_activity_daily_count": totals.account_count,
-                    "account_usage_loaded_count": totals.account_usage_loaded,
-                    "account_usage_rolled_count": totals.account_usage_rolled,
-                },
-            )
-            return dg.MaterializeResult(metadata=metadata, check_results=[check])
-
-        return _rollup
-
-    rollup_assets = [rollup_asset(rollup) for rollup in rollups.DAILY_ROLLUPS]
-
-    snapshot_deps = [
-        dg.AssetDep(
-            ACCOUNT_ACTIVITY_DAILY,
-            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-SNAPSHOT_LOOKBACK_DAYS),
-        )
+    days_def = daily_partitions(timezone)
+    rollup_assets = [_rollup_asset(rollup, days_def) for rollup in rollups.DAILY_ROLLUPS]
+    snapshot_assets = [
+        _snapshot_asset(table, days_def, SNAPSHOT_DESCRIPTIONS[table])
+        for table in snapshots.SNAPSHOT_BUILDERS
     ]
-
-    @dg.asset(
-        key=ACCOUNT_SNAPSHOT,
-        group_name="snapshots",
-        partitions_def=days,
-        deps=snapshot_deps,
-        description="Per-account usage as of the partition day (1/7/30-day windows).",
-    )
-    def account_usage_snapshot(
-        context: dg.AssetExecutionContext, pipeline: PipelineResource
-    ) -> dg.MaterializeResult:
-        with pipeline.engine().begin() as conn:
-            rows = snapshots.build_account_snapshot(conn, _day(context))
-        return dg.MaterializeResult(metadata={"snapshot_date": context.partition_key, "rows": rows})
-
-    @dg.asset(
-        key=USER_SNAPSHOT,
-        group_name="snapshots",
-        partitions_def=days,
-        deps=snapshot_deps,
-        description="Per-user usage as of the partition day (7/30-day windows).",
-    )
-    def user_usage_snapshot(
-        context: dg.AssetExecutionContext, pipeline: PipelineResource
-    ) -> dg.MaterializeResult:
-        with pipeline.engine().begin() as conn:
-            rows = snapshots.build_user_snapshot(conn, _day(context))
-        return dg.MaterializeResult(metadata={"snapshot_date": context.partition_key, "rows": rows})
-
-    rollup_job = dg.define_asset_job(
-        ROLLUP_JOB,
-        selection=dg.AssetSelection.assets(*(dg.AssetKey(r.name) for r in rollups.DAILY_ROLLUPS)),
-    )
-    snapshot_job = dg.define_asset_job(
-        SNAPSHOT_JOB,
-        selection=dg.AssetSelection.assets(ACCOUNT_SNAPSHOT, USER_SNAPSHOT),
-    )
+    rollup_job = dg.define_asset_job(ROLLUP_JOB, selection=rollup_assets)
+    snapshot_job = dg.define_asset_job(SNAPSHOT_JOB, selection=snapshot_assets)
 
     @dg.schedule(
         name="snapshot_schedule",
@@ -143,15 +194,23 @@ def build_daily_definitions(timezone: str) -> DailyDefinitions:
         cron_schedule="30 0 * * *",
         execution_timezone=timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="00:30 instance time: snapshots for the day that just completed.",
+        description="00:30 instance time: snapshots for the day that just completed, and for"
+        " every night missed since the last snapshot (up to 60 days back), in one run.",
     )
-    def snapshot_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    def snapshot_schedule(
+        context: dg.ScheduleEvaluationContext, pipeline: PipelineResource
+    ) -> dg.RunRequest | dg.SkipReason:
         tick = context.scheduled_execution_time.astimezone(ZoneInfo(timezone))
-        day = (tick.date() - timedelta(days=1)).isoformat()
-        return dg.RunRequest(run_key=f"snapshot:{day}", partition_key=day)
+        completed = tick.date() - timedelta(days=1)
+        with read_connection(pipeline.engine()) as conn:
+            missing = snapshots.missing_snapshot_days(conn, completed)
+        if not missing:
+            return dg.SkipReason(f"Every snapshot up to {completed} is built.")
+        first = min(min(days) for days in missing.values())
+        return range_request("snapshot", DayRange(first, completed, tuple(sorted(missing))))
 
     return DailyDefinitions(
-        assets=[*rollup_assets, account_usage_snapshot, user_usage_snapshot],
+        assets=[*rollup_assets, *snapshot_assets],
         jobs=[rollup_job, snapshot_job],
         schedules=[snapshot_schedule],
     )

@@ -1,9 +1,9 @@
 """The missing-drop check: tonight's ``user_activity`` file must arrive by deadline + grace."""
 
 from datetime import datetime
+from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.defs.resources import PipelineResource
@@ -58,7 +58,7 @@ def user_activity_drop_arrivals(
 
 def build_drop_watch(
     config: PipelineConfig,
-) -> tuple[UnresolvedAssetJobDefinition, dg.ScheduleDefinition]:
+) -> tuple[Any, dg.ScheduleDefinition]:
     """The drop-watch job and its daily schedule at drop_deadline + drop_grace."""
     job = dg.define_asset_job(DROP_WATCH_JOB, selection=dg.AssetSelection.assets(DROP_ARRIVALS))
     due = datetime.combine(datetime(2000, 1, 1).date(), config.drop_deadline) + config.drop_grace

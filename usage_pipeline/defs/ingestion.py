@@ -1,23 +1,42 @@
-"""The ``inbox_file`` asset: one partition per file version, ingested in one transaction."""
+"""The ``inbox_file`` asset: one run ingests a bounded batch of file versions.
 
+Each file loads in its own transaction and is reported as its own materialisation (file,
+rows, rejects, days touched, preview); the batch's checks summarise its files. There are
+no per-file partitions: the run config names the files, so partition counts stay bounded
+by days however many files arrive.
+"""
+
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
 
-from usage_pipeline.defs.partitions import INBOX_FILES
+from usage_pipeline.batch import FAILED, MISSING, ingest_batch
+from usage_pipeline.defs.checks import batch_checks, check_specs
 from usage_pipeline.defs.resources import PipelineResource
-from usage_pipeline.defs.tags import FORCE_TAG, tagged_as_of
-from usage_pipeline.feeds import FEEDS
-from usage_pipeline.ingest import IngestOutcome, ingest_file
-from usage_pipeline.sensing import split_partition_key
+from usage_pipeline.ingest import IngestOutcome
 
 INBOX_FILE = dg.AssetKey("inbox_file")
-# Per-file checks that feeds add (FeedCheck names), with what they assert.
-FEED_CHECK_FEEDS = {name: feed.name for feed in FEEDS.values() for name in feed.check_names}
-FEED_CHECKS = tuple(FEED_CHECK_FEEDS)
-VALIDATION_CHECK = "validation"
-REJECT_RATIO_CHECK = "reject_ratio"
-DUPLICATE_CHECK = "duplicate_drop"
+INGEST_JOB = "ingest_files_job"
+
+
+class IngestBatchConfig(dg.Config):
+    """Which file versions a run ingests (inbox keys, in order) and how."""
+
+    keys: list[str]
+    force: bool = False  # load versions held back as duplicates (``ingest --force``)
+    as_of: str | None = None  # ISO date-time the run acts as of (``run --as-of``)
+
+
+def batch_run_config(
+    keys: list[str], force: bool = False, as_of: datetime | None = None
+) -> dict[str, Any]:
+    """The run config of ``ingest_files_job`` for one batch."""
+    config: dict[str, Any] = {"keys": list(keys), "force": force}
+    if as_of is not None:
+        config["as_of"] = as_of.isoformat()
+    return {"ops": {"inbox_file": {"config": config}}}
 
 
 def outcome_metadata(outcome: IngestOutcome) -> dict[str, Any]:
@@ -27,7 +46,7 @@ def outcome_metadata(outcome: IngestOutcome) -> dict[str, Any]:
         "feed": outcome.feed,
         "sha256": outcome.sha256,
         "status": outcome.status,
-        "file_id": outcome.file_id,
+        "file_id": outcome.file_id or 0,
         "rows_total": outcome.rows_total,
         "rows_loaded": outcome.rows_loaded,
         "rows_rejected": outcome.rows_rejected,
@@ -49,135 +68,73 @@ def outcome_metadata(outcome: IngestOutcome) -> dict[str, Any]:
     return metadata
 
 
-def _feed_check_results(outcome: IngestOutcome) -> list[dg.AssetCheckResult]:
-    produced = {check.name: check for check in outcome.checks}
-    results = []
-    for name in FEED_CHECKS:
-        check = produced.get(name)
-        if check is None:
-            results.append(
-                dg.AssetCheckResult(
-                    check_name=name,
-                    passed=True,
-                    description=f"Not applicable to a {outcome.feed or 'unknown'} file.",
-                )
-            )
-        else:
-            results.append(
-                dg.AssetCheckResult(
-                    check_name=name,
-                    passed=check.passed,
-                    description=check.description,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    metadata=check.metadata,
-                )
-            )
-    return results
-
-
-def outcome_checks(outcome: IngestOutcome, max_ratio: float) -> list[dg.AssetCheckResult]:
-    """Validation, reject-ratio, duplicate-drop and feed-specific results of one version."""
-    rejected = outcome.status == "rejected"
-    return _feed_check_results(outcome) + [
-        dg.AssetCheckResult(
-            check_name=VALIDATION_CHECK,
-            passed=not rejected and outcome.rows_invalid == 0,
-            description=outcome.error,
-            severity=dg.AssetCheckSeverity.ERROR if rejected else dg.AssetCheckSeverity.WARN,
-            metadata={
-                "failures": dg.MetadataValue.json(dict(outcome.failures)),
-                "rows_rejected": outcome.rows_rejected,
-                "reason": outcome.error or "",
-            },
-        ),
-        dg.AssetCheckResult(
-            check_name=REJECT_RATIO_CHECK,
-            passed=outcome.invalid_ratio <= max_ratio and not rejected,
-            description=f"{outcome.rows_invalid} of {outcome.rows_total} rows invalid"
-            f" (max_reject_ratio {max_ratio:g}).",
-            metadata={"invalid_ratio": outcome.invalid_ratio, "max_reject_ratio": max_ratio},
-        ),
-        dg.AssetCheckResult(
-            check_name=DUPLICATE_CHECK,
-            passed=outcome.status != "duplicate",
-            description=outcome.error if outcome.status == "duplicate" else None,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "duplicate_of_file_id": outcome.duplicate_of or 0,
-                "reason": outcome.error or "",
-            }
-            if outcome.status == "duplicate"
-            else {},
-        ),
-    ]
-
-
-@dg.asset(
-    key=INBOX_FILE,
-    group_name="ingestion",
-    partitions_def=INBOX_FILES,
-    check_specs=[
-        dg.AssetCheckSpec(
-            VALIDATION_CHECK,
-            asset=INBOX_FILE,
-            description="Pandera validation of every row of the file.",
-        ),
-        dg.AssetCheckSpec(
-            REJECT_RATIO_CHECK,
-            asset=INBOX_FILE,
-            description="Rejected rows stay within max_reject_ratio.",
-        ),
-        dg.AssetCheckSpec(
-            DUPLICATE_CHECK,
-            asset=INBOX_FILE,
-            description="The bytes were not already loaded under another key.",
-        ),
-        *(
-            dg.AssetCheckSpec(
-                name, asset=INBOX_FILE, description=f"Per-file check of the {feed} feed."
-            )
-            for name, feed in FEED_CHECK_FEEDS.items()
-        ),
-    ],
-    description=(
-        "One partition per file version (<key>@<sha256 prefix>): validated and loaded into the"
-        " ledger (ingested_files), rejected_rows and the feed's contribution table in one"
-        " transaction."
-    ),
-)
-def inbox_file(
-    context: dg.AssetExecutionContext, pipeline: PipelineResource
-) -> dg.MaterializeResult:
-    key, sha_prefix = split_partition_key(context.partition_key)
-    settings = pipeline.settings()
-    source = pipeline.source()
-    obj = source.stat(key)
-    if obj is None:
-        raise dg.Failure(description=f"File {key} is no longer in the inbox {source.uri}.")
-    outcome = ingest_file(
-        pipeline.engine(),
-        source,
-        obj,
-        settings,
-        expected_sha=sha_prefix,
-        force=context.run.tags.get(FORCE_TAG) == "true",
-        as_of=tagged_as_of(context.run.tags),
+def _report(context: dg.AssetExecutionContext, outcome: IngestOutcome) -> None:
+    """Log one file's outcome: a materialisation of inbox_file (and of every table it
+    rewrote) when the file was processed now; an observation when it had been already (a
+    retried batch, a race) or when it vanished or failed, which is also logged as an error."""
+    if outcome.status in (MISSING, FAILED) or outcome.already_done:
+        if not outcome.already_done:
+            context.log.error(outcome.error or outcome.status)
+        context.log_event(
+            dg.AssetObservation(asset_key=INBOX_FILE, metadata=outcome_metadata(outcome))
+        )
+        return
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=INBOX_FILE,
+            description=outcome.error or f"{outcome.source_key}: {outcome.status}",
+            metadata=outcome_metadata(outcome),
+        )
     )
     for table in outcome.tables:
         context.log_event(
             dg.AssetMaterialization(
                 asset_key=table,
-                description=f"Rewritten for file {key}.",
-                metadata={"file": key, "file_id": outcome.file_id or 0},
+                description=f"Rewritten for file {outcome.source_key}.",
+                metadata={"file": outcome.source_key, "file_id": outcome.file_id or 0},
             )
         )
-    context.log.info(outcome.error or f"File {key}: {outcome.status}, {outcome.rows_loaded} rows.")
-    return dg.MaterializeResult(
-        metadata=outcome_metadata(outcome),
-        check_results=outcome_checks(outcome, settings.max_reject_ratio),
-    )
 
 
-ingest_file_job = dg.define_asset_job(
-    "ingest_file_job", selection=dg.AssetSelection.assets(INBOX_FILE)
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            INBOX_FILE,
+            group_name="ingestion",
+            skippable=True,
+            description="Inbox file versions, validated and loaded into the ledger"
+            " (ingested_files), rejected_rows and the feed's tables: one materialisation per"
+            " file, each file in its own transaction; one run per batch of new versions.",
+        )
+    ],
+    check_specs=check_specs(INBOX_FILE),
+    can_subset=True,
+    name="inbox_file",
 )
+def inbox_file(
+    context: dg.AssetExecutionContext, config: IngestBatchConfig, pipeline: PipelineResource
+) -> Iterator[dg.AssetCheckResult]:
+    settings = pipeline.settings()
+    as_of = datetime.fromisoformat(config.as_of) if config.as_of else None
+    outcomes = []
+    for outcome in ingest_batch(
+        pipeline.engine(),
+        pipeline.source(),
+        config.keys,
+        settings,
+        force=config.force,
+        as_of=as_of,
+    ):
+        _report(context, outcome)
+        if not outcome.already_done:
+            outcomes.append(outcome)
+    yield from batch_checks(INBOX_FILE, outcomes, settings.max_reject_ratio)
+    failed = [o for o in outcomes if o.status == FAILED]
+    if failed:
+        raise dg.Failure(
+            description=" ".join(o.error or "" for o in failed),
+            metadata={"failed_files": dg.MetadataValue.json([o.source_key for o in failed])},
+        )
+
+
+ingest_files_job = dg.define_asset_job(INGEST_JOB, selection=[inbox_file])

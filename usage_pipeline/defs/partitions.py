@@ -1,4 +1,4 @@
-"""Partitions: one dynamic partition per file version, daily partitions in the instance zone."""
+"""Daily partitions in the instance zone (the only partitions: bounded by days, not files)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import dagster as dg
 
 from usage_pipeline.days import FIRST_DAY
 
-INBOX_FILES = dg.DynamicPartitionsDefinition(name="inbox_files")
+# A run covers a range of days (a late file, a missed week) in one run, not one run a day.
+ONE_RUN_PER_RANGE = dg.BackfillPolicy.single_run()
 
 
 def daily_partitions(timezone: str) -> dg.DailyPartitionsDefinition:

@@ -1,12 +1,14 @@
-"""Run tags the pipeline reads, and how they are read."""
+"""Run tags the pipeline reads and writes, and how they are read."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
-FORCE_TAG = "usage_pipeline/force"
 AS_OF_TAG = "usage_pipeline/as_of"
+# Dagster's own tags for a run over a range of partitions (a single-run backfill).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def tagged_as_of(tags: Mapping[str, str]) -> datetime | None:
@@ -18,3 +20,8 @@ def tagged_as_of(tags: Mapping[str, str]) -> datetime | None:
 def run_as_of(tags: Mapping[str, str]) -> datetime:
     """The run's as-of time, else now."""
     return tagged_as_of(tags) or datetime.now(timezone.utc)
+
+
+def range_tags(start: date, end: date) -> dict[str, str]:
+    """Tags that make one run cover the daily partitions ``start`` .. ``end``."""
+    return {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}

@@ -38,6 +38,8 @@ class AccountsFeed(Feed):
     required_columns = (ACCOUNT_ID, "domain", "name")
     optional_columns = ("crm_id",)
     target = account_observations
+    # Snapshot membership includes every account of the directory.
+    refreshes_latest_snapshots = ("account_usage_snapshot",)
 
     def template(self, config: PipelineConfig, import_name: str | None = None) -> str:
         return ",".join((ACCOUNT_ID, *VALUE_COLUMNS))

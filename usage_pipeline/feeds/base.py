@@ -105,6 +105,9 @@ class Feed(ABC):
     kinds: dict[str, str] = {}
     # Names of the per-file checks :meth:`checks` returns (declared on the inbox_file asset).
     check_names: tuple[str, ...] = ()
+    # Snapshot tables whose latest built date must be refreshed after a load (data without
+    # a day, such as the account directory, counts as of the latest snapshot).
+    refreshes_latest_snapshots: tuple[str, ...] = ()
 
     def columns(
         self, config: PipelineConfig, import_name: str | None

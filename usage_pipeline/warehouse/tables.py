@@ -324,3 +324,36 @@ usage_event_rows = sa.Table(
     sa.Column("meters", sa.Text, nullable=False),
     sa.Index("ix_usage_event_rows_file", "file_id"),
 )
+
+# Pipeline bookkeeping (internal) -------------------------------------------------------
+
+# Days whose derived tables must be rebuilt: an outbox written in the transaction that
+# changes their inputs (a file's load, a rollup) and consumed by the rebuild, which deletes
+# the rows it saw. ``kind`` is a daily rollup's name or ``snapshots``.
+pending_work = sa.Table(
+    "pending_work",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("day", Day, nullable=False),
+    sa.Index("ix_pending_work_kind_day", "kind", "day"),
+)
+
+# Every (snapshot table, date) built, also when it has no rows: for refreshes after late
+# files and for building the nights that were missed.
+snapshot_dates = sa.Table(
+    "snapshot_dates",
+    metadata,
+    sa.Column("snapshot_table", sa.String(32), primary_key=True),
+    sa.Column("snapshot_date", Day, primary_key=True),
+    sa.Column("built_at", Instant, nullable=False),
+)
+
+# Small named values the pipeline keeps between runs (the CLI's inbox cursor).
+pipeline_state = sa.Table(
+    "pipeline_state",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", Instant, nullable=False),
+)

@@ -1,0 +1,68 @@
+"""Ingest a batch of file versions: one run's bounded work, each file in its own
+transaction, a bad or vanished file never stopping the ones after it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from usage_pipeline.config import PipelineConfig
+from usage_pipeline.ingest import IngestOutcome, ingest_file
+from usage_pipeline.sources import FileSource, SourceObject
+
+MISSING = "missing"  # the object left the inbox between listing and reading: nothing recorded
+FAILED = "failed"  # an unexpected error: the file's transaction rolled back; a rerun retries it
+
+
+def _feed_of(key: str) -> str:
+    return SourceObject(key=key, size=0, last_modified=datetime.min).feed
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else 'no detail'}"
+
+
+def ingest_batch(
+    engine: sa.Engine,
+    source: FileSource,
+    keys: Sequence[str],
+    config: PipelineConfig,
+    *,
+    force: bool = False,
+    as_of: datetime | None = None,
+) -> Iterator[IngestOutcome]:
+    """Ingest ``keys`` in order, yielding each file's outcome as soon as it is committed.
+
+    A file that can no longer be found is yielded as ``missing``; an unexpected error is
+    yielded as ``failed`` with its reason and the batch goes on. An unreachable warehouse
+    (a connection error) stops the batch: every later file would fail the same way, and a
+    rerun of the batch skips the files already done.
+    """
+    for key in keys:
+        try:
+            obj = source.stat(key)
+            if obj is None:
+                yield IngestOutcome(
+                    key,
+                    "",
+                    _feed_of(key),
+                    status=MISSING,
+                    error=f"File {key} left the inbox before it was read; nothing was recorded.",
+                )
+                continue
+            outcome = ingest_file(engine, source, obj, config, force=force, as_of=as_of)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError):
+            raise
+        except Exception as exc:  # one bad file must not stop the batch
+            outcome = IngestOutcome(
+                key,
+                "",
+                _feed_of(key),
+                status=FAILED,
+                error=f"File {key} could not be processed ({_one_line(exc)}); nothing of it"
+                " was loaded and a rerun tries it again.",
+            )
+        yield outcome
