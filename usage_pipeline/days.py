@@ -13,8 +13,6 @@ import pandas as pd
 FIRST_DAY = date(2009, 1, 1)
 
 _NAME_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
-# An offset only counts after a time of day ("2026-11-20" ends in "-20" but has none).
-_HAS_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 
@@ -39,35 +37,6 @@ def parse_dates(values: pd.Series) -> pd.Series:
     text = values.astype("string").str.strip()
     well_formed = text.str.match(_ISO_DATE, na=False)
     return pd.to_datetime(text.where(well_formed), format="%Y-%m-%d", errors="coerce")
-
-
-def parse_timestamp_days(values: pd.Series, tz: ZoneInfo) -> pd.Series:
-    """Map timestamp strings to their instance-zone day (midnight datetimes, NaT when invalid).
-
-    Timestamps with an offset (or ``Z``) are converted to the zone; naive ones are read in
-    the zone, so their calendar date is their day whatever the DST rules say. Each distinct
-    string is parsed once (drops repeat timestamps a lot).
-    """
-    codes, uniques = pd.factorize(values)
-    days = _parse_unique_timestamp_days(pd.Series(uniques, dtype=object), tz).to_numpy()
-    result = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
-    present = codes >= 0
-    result[present] = days[codes[present]]
-    return pd.Series(result, index=values.index)
-
-
-def _parse_unique_timestamp_days(values: pd.Series, tz: ZoneInfo) -> pd.Series:
-    text = values.astype("string").str.strip()
-    result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
-    with_offset = text.str.contains(_HAS_OFFSET, regex=True, na=False)
-    if with_offset.any():
-        parsed = pd.to_datetime(text[with_offset], format="ISO8601", utc=True, errors="coerce")
-        result[with_offset] = parsed.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
-    naive = ~with_offset & text.notna()
-    if naive.any():
-        parsed = pd.to_datetime(text[naive], format="ISO8601", errors="coerce")
-        result[naive] = parsed.dt.normalize()
-    return result
 
 
 def iso_days(days: pd.Series) -> np.ndarray:

@@ -14,6 +14,7 @@ from datetime import date
 import sqlalchemy as sa
 
 from usage_pipeline import work_queue
+from usage_pipeline.activity_state import ACCOUNT_STATE, USER_STATE, StateSpec, update_state
 from usage_pipeline.snapshots import mark_snapshot_refreshes
 from usage_pipeline.warehouse.tables import (
     account_activity_daily,
@@ -197,6 +198,7 @@ class DailyRollup:
     reads: tuple[str, ...] = ()  # other rollups it is computed from
     feeds: tuple[str, ...] = ()  # feeds whose loads change its days
     snapshot_input: bool = False  # the usage snapshots read it
+    state: StateSpec | None = None  # first/last active days it keeps for the snapshots
 
 
 DAILY_ROLLUPS = (
@@ -208,6 +210,7 @@ DAILY_ROLLUPS = (
         rebuild_user_activity_day,
         feeds=("user_activity",),
         snapshot_input=True,
+        state=USER_STATE,
     ),
     DailyRollup(
         "account_activity_daily",
@@ -218,6 +221,7 @@ DAILY_ROLLUPS = (
         reads=("user_activity_daily",),
         feeds=("user_activity", "account_usage"),
         snapshot_input=True,
+        state=ACCOUNT_STATE,
     ),
     DailyRollup(
         "usage_meter_daily",
@@ -254,6 +258,8 @@ def rebuild_rollup_day(conn: sa.Connection, rollup: DailyRollup, day: date) -> i
     day to refresh. Returns the day's row count."""
     with work_queue.rebuilding(conn, rollup.name, day):
         count = rollup.rebuild(conn, day)
+        if rollup.state is not None:
+            update_state(conn, rollup.state, day)
         if rollup.snapshot_input:
             mark_snapshot_refreshes(conn, day)
     return count

@@ -124,17 +124,10 @@ class PipelineRunner:
             run_config=batch_run_config(keys, force=force, as_of=as_of),
         )
         for event in result.all_events:
-            if event.asset_key != INBOX_FILE:
+            if event.asset_key != INBOX_FILE or not event.is_step_materialization:
                 continue
-            if event.is_step_materialization:
-                metadata = event.step_materialization_data.materialization.metadata
-            elif event.event_type_value == "ASSET_OBSERVATION":
-                metadata = event.event_specific_data.asset_observation.metadata
-            else:
-                continue
-            info = {k: v.value for k, v in metadata.items()}
-            if not info.get("already_processed"):  # news only: not files done before
-                self.report.files.append(info)
+            metadata = event.step_materialization_data.materialization.metadata
+            self.report.files.extend(metadata["file_details"].value)
         return bool(result.success)
 
     def _daily(self, job_name: str, day_range: DayRange, days: list[str]) -> None:

@@ -39,23 +39,32 @@ def _dialect_sql(conn: sa.Connection) -> dict[str, str]:
     }
 
 
+# How each snapshot is computed, in time linear in the rows of its window: window rows are
+# grouped once; members come from the activity state (first day <= S) and the directory;
+# per-member values are combined with UNION ALL + GROUP BY (a sort, never a join of two
+# aggregates, which SQLite could plan as a nested loop). A member without active rows in
+# the window takes its last active day from the state, unless that day is after S (it came
+# back later): then its own rows before the window are read through its index.
 _ACCOUNT_SQL = """
 INSERT INTO account_usage_snapshot (
     snapshot_date, account_id, active_users_1d, active_users_7d, active_users_30d,
     activity_1d, activity_7d, activity_30d, activity_change_30d_pct, top_module_30d,
     last_activity_date, days_since_last_activity)
-WITH history AS (
-    SELECT account_id, MAX(CASE WHEN count > 0 THEN activity_date END) AS last_date
-    FROM account_activity_daily WHERE activity_date <= :s GROUP BY account_id
-), members AS (
-    SELECT account_id FROM history UNION SELECT account_id FROM accounts
-), activity AS (
-    SELECT account_id,
+WITH modules AS (
+    SELECT account_id, module,
         SUM(CASE WHEN activity_date = :s THEN count ELSE 0 END) AS a1,
         SUM(CASE WHEN activity_date >= :d7 THEN count ELSE 0 END) AS a7,
         SUM(CASE WHEN activity_date >= :d30 THEN count ELSE 0 END) AS a30,
-        SUM(CASE WHEN activity_date < :d30 THEN count ELSE 0 END) AS prev30
-    FROM account_activity_daily WHERE activity_date BETWEEN :p30 AND :s GROUP BY account_id
+        SUM(CASE WHEN activity_date < :d30 THEN count ELSE 0 END) AS prev30,
+        MAX(CASE WHEN count > 0 THEN activity_date END) AS last_in_window
+    FROM account_activity_daily WHERE activity_date BETWEEN :p30 AND :s
+    GROUP BY account_id, module
+), ranked AS (
+    SELECT account_id, a1, a7, a30, prev30, last_in_window,
+        CASE WHEN a30 > 0 AND ROW_NUMBER() OVER (
+            PARTITION BY account_id ORDER BY a30 DESC, {module} ASC) = 1
+        THEN module END AS top
+    FROM modules
 ), users AS (
     SELECT account_id,
         COUNT(DISTINCT CASE WHEN activity_date = :s THEN user_id END) AS u1,
@@ -63,59 +72,77 @@ WITH history AS (
         COUNT(DISTINCT user_id) AS u30
     FROM user_activity_daily WHERE activity_date BETWEEN :d30 AND :s AND count > 0
     GROUP BY account_id
-), modules AS (
-    SELECT account_id, module, SUM(count) AS total
-    FROM account_activity_daily WHERE activity_date BETWEEN :d30 AND :s
-    GROUP BY account_id, module
-), top AS (
-    SELECT account_id, module FROM (
-        SELECT account_id, module, ROW_NUMBER() OVER (
-            PARTITION BY account_id ORDER BY total DESC, {module} ASC) AS rank
-        FROM modules WHERE total > 0) AS ranked
-    WHERE rank = 1
+), facts AS (
+    SELECT account_id, CAST(NULL AS DATE) AS state_last, 0 AS a1, 0 AS a7, 0 AS a30,
+        0 AS prev30, CAST(NULL AS DATE) AS last_in_window, CAST(NULL AS TEXT) AS top,
+        0 AS u1, 0 AS u7, 0 AS u30
+    FROM accounts
+    UNION ALL
+    SELECT account_id, last_active_day, 0, 0, 0, 0, NULL, NULL, 0, 0, 0
+    FROM account_activity_state WHERE first_day <= :s
+    UNION ALL
+    SELECT account_id, NULL, a1, a7, a30, prev30, last_in_window, top, 0, 0, 0 FROM ranked
+    UNION ALL
+    SELECT account_id, NULL, 0, 0, 0, 0, NULL, NULL, u1, u7, u30 FROM users
+), per_account AS (
+    SELECT account_id, MAX(state_last) AS state_last, SUM(a1) AS a1, SUM(a7) AS a7,
+        SUM(a30) AS a30, SUM(prev30) AS prev30, MAX(last_in_window) AS last_in_window,
+        MAX(top) AS top, SUM(u1) AS u1, SUM(u7) AS u7, SUM(u30) AS u30
+    FROM facts GROUP BY account_id
+), resolved AS (
+    SELECT p.*, CASE
+        WHEN p.last_in_window IS NOT NULL THEN p.last_in_window
+        WHEN p.state_last IS NULL OR p.state_last <= :s THEN p.state_last
+        ELSE (SELECT MAX(x.activity_date) FROM account_activity_daily AS x
+              WHERE x.account_id = p.account_id AND x.activity_date < :p30 AND x.count > 0)
+        END AS last_date
+    FROM per_account AS p
 )
-SELECT {day}, m.account_id,
-    COALESCE(u.u1, 0), COALESCE(u.u7, 0), COALESCE(u.u30, 0),
-    COALESCE(a.a1, 0), COALESCE(a.a7, 0), COALESCE(a.a30, 0),
-    CASE WHEN COALESCE(a.prev30, 0) = 0 THEN NULL
-         ELSE 100.0 * (a.a30 - a.prev30) / a.prev30 END,
-    t.module, h.last_date, {days_since}
-FROM members AS m
-LEFT JOIN history AS h ON h.account_id = m.account_id
-LEFT JOIN activity AS a ON a.account_id = m.account_id
-LEFT JOIN users AS u ON u.account_id = m.account_id
-LEFT JOIN top AS t ON t.account_id = m.account_id
+SELECT {day}, account_id, u1, u7, u30, a1, a7, a30,
+    CASE WHEN prev30 = 0 THEN NULL ELSE 100.0 * (a30 - prev30) / prev30 END,
+    top, last_date, {days_since}
+FROM resolved
 """
 
 _USER_SQL = """
 INSERT INTO user_usage_snapshot (
     snapshot_date, account_id, user_id, last_active_date, days_since_last_active,
     activity_7d, activity_30d, top_module_30d)
-WITH history AS (
-    SELECT account_id, user_id, MAX(CASE WHEN count > 0 THEN activity_date END) AS last_date
-    FROM user_activity_daily WHERE activity_date <= :s GROUP BY account_id, user_id
-), activity AS (
-    SELECT account_id, user_id,
+WITH modules AS (
+    SELECT account_id, user_id, module,
         SUM(CASE WHEN activity_date >= :d7 THEN count ELSE 0 END) AS a7,
-        SUM(count) AS a30
-    FROM user_activity_daily WHERE activity_date BETWEEN :d30 AND :s
-    GROUP BY account_id, user_id
-), modules AS (
-    SELECT account_id, user_id, module, SUM(count) AS total
+        SUM(count) AS a30,
+        MAX(CASE WHEN count > 0 THEN activity_date END) AS last_in_window
     FROM user_activity_daily WHERE activity_date BETWEEN :d30 AND :s
     GROUP BY account_id, user_id, module
-), top AS (
-    SELECT account_id, user_id, module FROM (
-        SELECT account_id, user_id, module, ROW_NUMBER() OVER (
-            PARTITION BY account_id, user_id ORDER BY total DESC, {module} ASC) AS rank
-        FROM modules WHERE total > 0) AS ranked
-    WHERE rank = 1
+), ranked AS (
+    SELECT account_id, user_id, a7, a30, last_in_window,
+        CASE WHEN a30 > 0 AND ROW_NUMBER() OVER (
+            PARTITION BY account_id, user_id ORDER BY a30 DESC, {module} ASC) = 1
+        THEN module END AS top
+    FROM modules
+), facts AS (
+    SELECT account_id, user_id, last_active_day AS state_last, 0 AS a7, 0 AS a30,
+        CAST(NULL AS DATE) AS last_in_window, CAST(NULL AS TEXT) AS top
+    FROM user_activity_state WHERE first_day <= :s
+    UNION ALL
+    SELECT account_id, user_id, NULL, a7, a30, last_in_window, top FROM ranked
+), per_user AS (
+    SELECT account_id, user_id, MAX(state_last) AS state_last, SUM(a7) AS a7,
+        SUM(a30) AS a30, MAX(last_in_window) AS last_in_window, MAX(top) AS top
+    FROM facts GROUP BY account_id, user_id
+), resolved AS (
+    SELECT p.*, CASE
+        WHEN p.last_in_window IS NOT NULL THEN p.last_in_window
+        WHEN p.state_last IS NULL OR p.state_last <= :s THEN p.state_last
+        ELSE (SELECT MAX(x.activity_date) FROM user_activity_daily AS x
+              WHERE x.account_id = p.account_id AND x.user_id = p.user_id
+              AND x.activity_date < :d30 AND x.count > 0)
+        END AS last_date
+    FROM per_user AS p
 )
-SELECT {day}, h.account_id, h.user_id, h.last_date, {days_since},
-    COALESCE(a.a7, 0), COALESCE(a.a30, 0), t.module
-FROM history AS h
-LEFT JOIN activity AS a ON a.account_id = h.account_id AND a.user_id = h.user_id
-LEFT JOIN top AS t ON t.account_id = h.account_id AND t.user_id = h.user_id
+SELECT {day}, account_id, user_id, last_date, {days_since}, a7, a30, top
+FROM resolved
 """
 
 
@@ -143,7 +170,7 @@ def build_account_snapshot(conn: sa.Connection, snapshot_date: date) -> int:
     """Delete-then-insert ``account_usage_snapshot`` for one date; return its row count."""
     table = account_usage_snapshot
     conn.execute(table.delete().where(table.c.snapshot_date == snapshot_date))
-    result = conn.execute(_statement(_ACCOUNT_SQL, conn, "h.last_date"), _windows(snapshot_date))
+    result = conn.execute(_statement(_ACCOUNT_SQL, conn, "last_date"), _windows(snapshot_date))
     return int(result.rowcount or 0)
 
 
@@ -152,7 +179,7 @@ def build_user_snapshot(conn: sa.Connection, snapshot_date: date) -> int:
     table = user_usage_snapshot
     conn.execute(table.delete().where(table.c.snapshot_date == snapshot_date))
     params = {k: v for k, v in _windows(snapshot_date).items() if k != "p30"}
-    result = conn.execute(_statement(_USER_SQL, conn, "h.last_date"), params)
+    result = conn.execute(_statement(_USER_SQL, conn, "last_date"), params)
     return int(result.rowcount or 0)
 
 

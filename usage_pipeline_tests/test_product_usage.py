@@ -85,7 +85,7 @@ def usage(url: str) -> list[tuple]:
 
 
 def files(report: Any) -> list[dict[str, Any]]:
-    """The inbox_file materialisations of a run (report.files also holds the table ones)."""
+    """The files a run processed (one record per file of its inbox_file materialisations)."""
     return [f for f in report.files if "status" in f]
 
 
@@ -535,7 +535,7 @@ def test_history_versus_latest_overwrite(inbox: Path, warehouse_url: str, instan
     ]
     materialised = instance.get_latest_materialization_event(dg.AssetKey("product_usage"))
     assert materialised is not None
-    assert materialised.asset_materialization.metadata["file_id"].value == 3
+    assert materialised.asset_materialization.metadata["file_ids"].value == [3]
 
 
 def test_rerunning_the_same_files_changes_nothing(inbox: Path, sqlite_url: str, instance) -> None:

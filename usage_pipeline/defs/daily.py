@@ -5,6 +5,7 @@ late file touching ten days is one rollup run, not ten. Each day is rebuilt in i
 transaction, locked against any other rebuild of the same day.
 """
 
+import warnings
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -180,11 +181,13 @@ SNAPSHOT_DESCRIPTIONS = {
 def build_daily_definitions(timezone: str) -> DailyDefinitions:
     """Rollup and snapshot assets partitioned by day in ``timezone``."""
     days_def = daily_partitions(timezone)
-    rollup_assets = [_rollup_asset(rollup, days_def) for rollup in rollups.DAILY_ROLLUPS]
-    snapshot_assets = [
-        _snapshot_asset(table, days_def, SNAPSHOT_DESCRIPTIONS[table])
-        for table in snapshots.SNAPSHOT_BUILDERS
-    ]
+    with warnings.catch_warnings():  # backfill_policy is marked beta in dagster 1.13
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        rollup_assets = [_rollup_asset(rollup, days_def) for rollup in rollups.DAILY_ROLLUPS]
+        snapshot_assets = [
+            _snapshot_asset(table, days_def, SNAPSHOT_DESCRIPTIONS[table])
+            for table in snapshots.SNAPSHOT_BUILDERS
+        ]
     rollup_job = dg.define_asset_job(ROLLUP_JOB, selection=rollup_assets)
     snapshot_job = dg.define_asset_job(SNAPSHOT_JOB, selection=snapshot_assets)
 

@@ -1,9 +1,10 @@
 """The ``inbox_file`` asset: one run ingests a bounded batch of file versions.
 
-Each file loads in its own transaction and is reported as its own materialisation (file,
-rows, rejects, days touched, preview); the batch's checks summarise its files. There are
-no per-file partitions: the run config names the files, so partition counts stay bounded
-by days however many files arrive.
+Each file loads in its own transaction with its own ledger row; the run reports one
+materialisation with a row per file (file, status, rows, rejects, days touched, reason)
+and a preview, and the batch's checks summarise its files. There are no per-file
+partitions or per-file events: the run config names the files, so partition counts stay
+bounded by days and the run's bookkeeping does not grow with the number of files.
 """
 
 from collections.abc import Iterator
@@ -39,9 +40,9 @@ def batch_run_config(
     return {"ops": {"inbox_file": {"config": config}}}
 
 
-def outcome_metadata(outcome: IngestOutcome) -> dict[str, Any]:
-    """What an engineer needs to act on a file: identity, counts, days, errors, preview."""
-    metadata: dict[str, Any] = {
+def file_record(outcome: IngestOutcome) -> dict[str, Any]:
+    """One file's facts as plain JSON: identity, counts, days, errors, feed notes."""
+    record: dict[str, Any] = {
         "file": outcome.source_key,
         "feed": outcome.feed,
         "sha256": outcome.sha256,
@@ -50,48 +51,110 @@ def outcome_metadata(outcome: IngestOutcome) -> dict[str, Any]:
         "rows_total": outcome.rows_total,
         "rows_loaded": outcome.rows_loaded,
         "rows_rejected": outcome.rows_rejected,
-        "days_touched": dg.MetadataValue.json([d.isoformat() for d in outcome.days_touched]),
+        "days_touched": [d.isoformat() for d in outcome.days_touched],
         "already_processed": outcome.already_done,
+        "error": outcome.error,
+        "quarantine": outcome.quarantine,
+        "superseded_file_ids": outcome.superseded,
+        "tables_updated": outcome.tables,
     }
-    if outcome.error:
-        metadata["error"] = outcome.error
-    if outcome.quarantine:
-        metadata["quarantine"] = outcome.quarantine
-    if outcome.superseded:
-        metadata["superseded_file_ids"] = dg.MetadataValue.json(outcome.superseded)
-    if outcome.preview is not None:
-        metadata["preview"] = dg.MetadataValue.md(outcome.preview.to_markdown(index=False))
-    if outcome.tables:
-        metadata["tables_updated"] = dg.MetadataValue.json(outcome.tables)
-    for name, value in outcome.notes.items():
-        metadata[name] = dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
+    record.update(outcome.notes)
+    return record
+
+
+FILE_TABLE = dg.TableSchema(
+    columns=[
+        dg.TableColumn("file", "string"),
+        dg.TableColumn("feed", "string"),
+        dg.TableColumn("status", "string"),
+        dg.TableColumn("rows_total", "int"),
+        dg.TableColumn("rows_loaded", "int"),
+        dg.TableColumn("rows_rejected", "int"),
+        dg.TableColumn("days_touched", "string"),
+        dg.TableColumn("error", "string"),
+    ]
+)
+PREVIEWS = 3  # files whose first rows are shown (files with rejected rows first)
+
+
+def _days_label(days: list[str]) -> str:
+    return (
+        days[0] if len(days) == 1 else f"{days[0]}..{days[-1]} ({len(days)} days)" if days else ""
+    )
+
+
+def batch_metadata(outcomes: list[IngestOutcome]) -> dict[str, Any]:
+    """What an engineer needs to act on a batch: a row per file (file, status, rows,
+    rejects, days touched, reason), totals, every day touched, a preview of the rows."""
+    records = [file_record(o) for o in outcomes]
+    days = sorted({d for r in records for d in r["days_touched"]})
+    statuses: dict[str, int] = {}
+    for record in records:
+        statuses[record["status"]] = statuses.get(record["status"], 0) + 1
+    shown = sorted(
+        (o for o in outcomes if o.preview is not None), key=lambda o: o.rows_rejected == 0
+    )[:PREVIEWS]
+    metadata: dict[str, Any] = {
+        "files": dg.MetadataValue.table(
+            [
+                dg.TableRecord(
+                    {
+                        **{k: r[k] for k in ("file", "feed", "status", "rows_total")},
+                        **{k: r[k] for k in ("rows_loaded", "rows_rejected")},
+                        "days_touched": _days_label(r["days_touched"]),
+                        "error": r["error"] or "",
+                    }
+                )
+                for r in records
+            ],
+            schema=FILE_TABLE,
+        ),
+        "file_details": dg.MetadataValue.json(records),
+        "statuses": dg.MetadataValue.json(statuses),
+        "rows_loaded": sum(o.rows_loaded for o in outcomes),
+        "rows_rejected": sum(o.rows_rejected for o in outcomes),
+        "days_touched": dg.MetadataValue.json(days),
+    }
+    if shown:
+        metadata["preview"] = dg.MetadataValue.md(
+            "\n\n".join(
+                f"**{o.source_key}**\n\n{o.preview.to_markdown(index=False)}" for o in shown
+            )
+        )
     return metadata
 
 
-def _report(context: dg.AssetExecutionContext, outcome: IngestOutcome) -> None:
-    """Log one file's outcome: a materialisation of inbox_file (and of every table it
-    rewrote) when the file was processed now; an observation when it had been already (a
-    retried batch, a race) or when it vanished or failed, which is also logged as an error."""
-    if outcome.status in (MISSING, FAILED) or outcome.already_done:
-        if not outcome.already_done:
+def _report(context: dg.AssetExecutionContext, outcomes: list[IngestOutcome]) -> None:
+    """One materialisation of inbox_file for the files processed now (and one of every table
+    they rewrote); files found already processed (a retried batch, a race) are reported as
+    an observation; vanished or failed files are logged as errors."""
+    for outcome in outcomes:
+        if outcome.status in (MISSING, FAILED):
             context.log.error(outcome.error or outcome.status)
-        context.log_event(
-            dg.AssetObservation(asset_key=INBOX_FILE, metadata=outcome_metadata(outcome))
-        )
+    done = [o for o in outcomes if o.already_done]
+    fresh = [o for o in outcomes if not o.already_done]
+    if done:
+        context.log_event(dg.AssetObservation(asset_key=INBOX_FILE, metadata=batch_metadata(done)))
+    if not fresh:
         return
+    described = [o for o in fresh if o.status not in (MISSING, FAILED)]
     context.log_event(
         dg.AssetMaterialization(
             asset_key=INBOX_FILE,
-            description=outcome.error or f"{outcome.source_key}: {outcome.status}",
-            metadata=outcome_metadata(outcome),
+            description=f"{len(described)} file(s) processed",
+            metadata=batch_metadata(fresh),
         )
     )
-    for table in outcome.tables:
+    for table in sorted({t for o in fresh for t in o.tables}):
+        files = [o for o in fresh if table in o.tables]
         context.log_event(
             dg.AssetMaterialization(
                 asset_key=table,
-                description=f"Rewritten for file {outcome.source_key}.",
-                metadata={"file": outcome.source_key, "file_id": outcome.file_id or 0},
+                description=f"Rewritten for {len(files)} file(s).",
+                metadata={
+                    "files": dg.MetadataValue.json([o.source_key for o in files]),
+                    "file_ids": dg.MetadataValue.json([o.file_id for o in files]),
+                },
             )
         )
 
@@ -116,19 +179,19 @@ def inbox_file(
 ) -> Iterator[dg.AssetCheckResult]:
     settings = pipeline.settings()
     as_of = datetime.fromisoformat(config.as_of) if config.as_of else None
-    outcomes = []
-    for outcome in ingest_batch(
-        pipeline.engine(),
-        pipeline.source(),
-        config.keys,
-        settings,
-        force=config.force,
-        as_of=as_of,
-    ):
-        _report(context, outcome)
-        if not outcome.already_done:
-            outcomes.append(outcome)
-    yield from batch_checks(INBOX_FILE, outcomes, settings.max_reject_ratio)
+    outcomes = list(
+        ingest_batch(
+            pipeline.engine(),
+            pipeline.source(),
+            config.keys,
+            settings,
+            force=config.force,
+            as_of=as_of,
+        )
+    )
+    _report(context, outcomes)
+    fresh = [o for o in outcomes if not o.already_done]
+    yield from batch_checks(INBOX_FILE, fresh, settings.max_reject_ratio)
     failed = [o for o in outcomes if o.status == FAILED]
     if failed:
         raise dg.Failure(

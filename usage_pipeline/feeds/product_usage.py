@@ -38,7 +38,7 @@ import pandera.pandas as pa
 import sqlalchemy as sa
 
 from usage_pipeline.config import ConfigError, ImportConfig, PipelineConfig
-from usage_pipeline.days import FIRST_DAY, parse_timestamp_days
+from usage_pipeline.days import FIRST_DAY
 from usage_pipeline.feeds.base import (
     ERROR_COLUMNS,
     ChunkResult,
@@ -50,6 +50,7 @@ from usage_pipeline.feeds.base import (
 )
 from usage_pipeline.matching import AccountDirectory, load_directory
 from usage_pipeline.periods import auto_period_start, period_starts
+from usage_pipeline.timestamps import parse_days
 from usage_pipeline.warehouse.tables import (
     product_dimensions,
     product_usage,
@@ -262,7 +263,7 @@ class ProductUsageFeed(Feed):
         dates = None
         if date_column:
             as_of = pd.Timestamp(context.now.astimezone(context.tz).date())
-            dates = parse_timestamp_days(raw[date_column], context.tz)
+            dates = parse_days(raw[date_column], context.tz)
             parsed[date_column] = dates.where(raw[date_column].notna(), as_of)
             dates = dates.where(raw[date_column].notna())  # NaT: use the as-of rule
         last = max(

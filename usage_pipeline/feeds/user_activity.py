@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from usage_pipeline.days import FIRST_DAY, iso_days, parse_dates, parse_timestamp_days
+from usage_pipeline.days import FIRST_DAY, iso_days, parse_dates
 from usage_pipeline.feeds.base import ChunkResult, Feed, FileContext, validate
+from usage_pipeline.timestamps import parse_days
 from usage_pipeline.warehouse.tables import user_activity_contributions
 
 ID_COLUMNS = ("account_id", "user_id", "module", "activity")
@@ -76,7 +77,7 @@ class UserActivityFeed(Feed):
             parsed["date"] = dates.where(raw["date"].notna(), fallback)
             day = day.where(raw["date"].isna(), dates)
         if "timestamp" in raw.columns:
-            stamps = parse_timestamp_days(raw["timestamp"], context.tz)
+            stamps = parse_days(raw["timestamp"], context.tz)
             parsed["timestamp"] = stamps.where(raw["timestamp"].notna(), day)
             day = day.where(raw["timestamp"].isna(), stamps)
         last = pd.Timestamp(context.received_at.astimezone(context.tz).date() + timedelta(days=1))

@@ -45,12 +45,23 @@ def bulk_writer(conn: sa.Connection, table: sa.Table, columns: list[str]) -> Ite
 
     def write_rows(frame: pd.DataFrame) -> int:
         if len(frame):
-            values = frame[columns].astype(object)
-            values = values.where(values.notna(), None)
-            conn.exec_driver_sql(insert, list(values.itertuples(index=False, name=None)))
+            conn.exec_driver_sql(insert, _python_rows(frame, columns))
         return len(frame)
 
     yield write_rows
+
+
+def _python_rows(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
+    """Rows as tuples of Python values, missing values as None (column by column: much
+    faster than a row-wise conversion)."""
+    arrays = []
+    for column in columns:
+        values = frame[column].to_numpy(dtype=object, copy=True)
+        missing = pd.isna(values)
+        if missing.any():
+            values[missing] = None
+        arrays.append(values.tolist())
+    return list(zip(*arrays))
 
 
 def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:

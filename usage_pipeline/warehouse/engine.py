@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -82,12 +83,45 @@ def read_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
         yield conn.execution_options(**{READ_ONLY: True})
 
 
+SCHEMA_VERSION = "2"  # raise with every change an existing warehouse must be migrated to
+SCHEMA_KEY = "schema_version"
+
+
 def create_tables(engine: sa.Engine) -> None:
-    """Create every table that does not exist yet (safe to race between processes)."""
+    """Create what does not exist yet and migrate an older warehouse (safe to race between
+    processes). Cheap when the warehouse is current: one catalogue query and one read."""
     with engine.begin() as conn:
         if is_postgres(engine):
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7248310)")
+        existing = set(sa.inspect(conn).get_table_names())
+        state = metadata.tables["pipeline_state"]
+        if "pipeline_state" in existing:
+            version = conn.execute(
+                sa.select(state.c.value).where(state.c.name == SCHEMA_KEY)
+            ).scalar()
+            if version == SCHEMA_VERSION:
+                return
         metadata.create_all(conn, checkfirst=True)
+        for table in metadata.sorted_tables:
+            if table.name in existing:  # indexes added to tables an older version created
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
+        _backfill_new_state(conn, existing)
+        conn.execute(state.delete().where(state.c.name == SCHEMA_KEY))
+        conn.execute(
+            state.insert().values(
+                name=SCHEMA_KEY, value=SCHEMA_VERSION, updated_at=datetime.now(timezone.utc)
+            )
+        )
+
+
+def _backfill_new_state(conn: sa.Connection, existing: set[str]) -> None:
+    """Activity state tables new to a warehouse that already has rollups start from them."""
+    from usage_pipeline.activity_state import ACCOUNT_STATE, USER_STATE, backfill_state
+
+    for spec in (USER_STATE, ACCOUNT_STATE):
+        if spec.state not in existing and spec.daily in existing:
+            backfill_state(conn, spec)
 
 
 def dispose_engines() -> None:

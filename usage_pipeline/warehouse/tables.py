@@ -75,6 +75,8 @@ user_activity_daily = sa.Table(
     sa.Column("module", sa.Text, primary_key=True),
     sa.Column("activity", sa.Text, primary_key=True),
     sa.Column("count", sa.BigInteger, nullable=False),
+    # a user's days, for the rare recompute of their first or last active day
+    sa.Index("ix_user_activity_daily_user", "account_id", "user_id", "activity_date"),
 )
 
 account_activity_daily = sa.Table(
@@ -87,6 +89,31 @@ account_activity_daily = sa.Table(
     sa.Column("source", sa.String(16), primary_key=True),
     sa.Column("count", sa.BigInteger, nullable=False),
     sa.Column("active_users", sa.BigInteger),
+    sa.Index("ix_account_activity_daily_account", "account_id", "activity_date"),
+)
+
+# What snapshots need from before their window (internal): per user and per account, the
+# first day with any row and the last day with count > 0, kept by the daily rollups (so a
+# snapshot reads its 60-day window plus these, never the whole history).
+user_activity_state = sa.Table(
+    "user_activity_state",
+    metadata,
+    sa.Column("account_id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("first_day", Day, nullable=False),
+    sa.Column("last_active_day", Day),
+    sa.Index("ix_user_activity_state_first", "first_day"),
+    sa.Index("ix_user_activity_state_last", "last_active_day"),
+)
+
+account_activity_state = sa.Table(
+    "account_activity_state",
+    metadata,
+    sa.Column("account_id", sa.Text, primary_key=True),
+    sa.Column("first_day", Day, nullable=False),
+    sa.Column("last_active_day", Day),
+    sa.Index("ix_account_activity_state_first", "first_day"),
+    sa.Index("ix_account_activity_state_last", "last_active_day"),
 )
 
 account_usage_snapshot = sa.Table(
