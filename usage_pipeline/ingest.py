@@ -87,6 +87,10 @@ def _claim(engine: sa.Engine, obj: SourceObject, feed: str, sha: str) -> tuple[i
     query = sa.select(ingested_files.c.file_id, ingested_files.c.status).where(identity)
     for _ in range(2):
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # The claim is advisory: no need to wait for its WAL flush. The file's own
+                # transaction commits synchronously, which makes this one durable too.
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             row = conn.execute(query).first()
             if row is not None:
                 return int(row.file_id), str(row.status)

@@ -15,8 +15,10 @@ retired versions disappears.
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
 import pandas as pd
-import pandera.pandas as pa
 import sqlalchemy as sa
 
 from usage_pipeline.config import PipelineConfig
@@ -24,11 +26,21 @@ from usage_pipeline.feeds.attribute_history import ACCOUNT_ID, blank_column_prob
 from usage_pipeline.feeds.base import ChunkResult, Feed, FeedChange, FileContext, validate
 from usage_pipeline.warehouse.tables import account_observations, accounts
 
+if TYPE_CHECKING:
+    import pandera.pandas as pa
+
 VALUE_COLUMNS = ("crm_id", "domain", "name")
 ACCOUNTS_LOCK = 0x41434354  # "ACCT": serialises directory updates on PostgreSQL
-ACCOUNTS_SCHEMA = pa.DataFrameSchema(
-    {ACCOUNT_ID: pa.Column(object, nullable=False)}, strict=False, name="accounts"
-)
+
+
+@lru_cache(maxsize=1)
+def accounts_schema() -> pa.DataFrameSchema:
+    """The pandera contract of an accounts chunk: every row names its account."""
+    import pandera.pandas as pa
+
+    return pa.DataFrameSchema(
+        {ACCOUNT_ID: pa.Column(object, nullable=False)}, strict=False, name="accounts"
+    )
 
 
 class AccountsFeed(Feed):
@@ -48,7 +60,7 @@ class AccountsFeed(Feed):
         return blank_column_problem(header) or super().header_problem(header, context)
 
     def process_chunk(self, raw: pd.DataFrame, context: FileContext) -> ChunkResult:
-        valid, errors, tally = validate(raw[[ACCOUNT_ID]], raw, ACCOUNTS_SCHEMA, self.kinds)
+        valid, errors, tally = validate(raw[[ACCOUNT_ID]], raw, accounts_schema(), self.kinds)
         good = raw[valid.to_numpy()]
         rows = pd.DataFrame(
             {

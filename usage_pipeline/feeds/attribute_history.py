@@ -30,15 +30,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import sqlalchemy as sa
 
 from usage_pipeline.days import FIRST_DAY, iso_days, parse_dates
 from usage_pipeline.feeds.base import FileContext
 from usage_pipeline.warehouse.tables import account_attribute_history, attribute_observations
+
+if TYPE_CHECKING:  # pandera is imported where a schema is built: a run with
+    import pandera.pandas as pa  # nothing to validate never pays for it
+
 
 ACCOUNT_ID = "account_id"
 DATE = "date"
@@ -74,6 +78,8 @@ def key_columns_schema(
     first_day: pd.Timestamp, last_day: pd.Timestamp, counts: bool
 ) -> pa.DataFrameSchema:
     """pandera contract of ``account_id`` and ``date`` (and ``##`` counts when ``counts``)."""
+    import pandera.pandas as pa
+
     day_range = pa.Check(
         lambda s: (s >= first_day) & (s <= last_day),
         error=f"is outside the accepted days {first_day.date()} to {last_day.date()}",

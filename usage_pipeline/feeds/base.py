@@ -6,15 +6,17 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-import pandera.pandas as pa
 import sqlalchemy as sa
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.warehouse.tables import ingested_files
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 ERROR_COLUMNS = ["row_number", "column_name", "value", "error"]
 
@@ -207,9 +209,11 @@ def validate(
     Returns the valid-row mask, per-cell errors (``ERROR_COLUMNS``; one per row and column,
     messages worded from the raw cell) and a tally of failures per ``column: check``.
     """
+    from pandera.errors import SchemaErrors
+
     try:
         schema.validate(parsed, lazy=True)
-    except pa.errors.SchemaErrors as exc:
+    except SchemaErrors as exc:
         cases = exc.failure_cases
     else:
         return pd.Series(True, index=parsed.index), pd.DataFrame(columns=ERROR_COLUMNS), Counter()

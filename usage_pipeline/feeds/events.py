@@ -28,11 +28,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import sqlalchemy as sa
 
 from usage_pipeline.days import FIRST_DAY, iso_days
@@ -40,6 +40,10 @@ from usage_pipeline.feeds.base import ChunkResult, Feed, FeedChange, FileContext
 from usage_pipeline.throttle import kept_instants
 from usage_pipeline.warehouse.bulk import bulk_insert
 from usage_pipeline.warehouse.tables import event_candidates, events
+
+if TYPE_CHECKING:  # pandera is imported where a schema is built: a run with
+    import pandera.pandas as pa  # nothing to validate never pays for it
+
 
 KEY_COLUMNS = ("identity", "event", "timestamp")
 UTC = timezone.utc
@@ -114,6 +118,8 @@ def _stamp_strings(instants: pd.Series, dialect: str | None) -> np.ndarray:
 @lru_cache(maxsize=32)
 def events_schema(earliest: pd.Timestamp, latest: pd.Timestamp, floor: date) -> pa.DataFrameSchema:
     """The pandera contract of a parsed ``events`` chunk (instants within the bounds)."""
+    import pandera.pandas as pa
+
     text = pa.Column(object, nullable=False)
     return pa.DataFrameSchema(
         {

@@ -30,11 +30,10 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import sqlalchemy as sa
 
 from usage_pipeline.config import ConfigError, ImportConfig, PipelineConfig
@@ -56,6 +55,9 @@ from usage_pipeline.warehouse.tables import (
     product_usage,
     product_usage_observations,
 )
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 UNMATCHED_CHECK = "unmatched_accounts"
 UNMATCHED_LISTED = 20  # identifiers named in notes and check metadata
@@ -89,12 +91,19 @@ def texts(text: pd.Series) -> pd.Series:
 
 
 PARSERS = {"numeric": numbers, "boolean": booleans, "text": texts}
-TYPE_CHECKS = {
-    "numeric": pa.Check(lambda s: numbers(s).notna(), error="is not a number"),
-    "boolean": pa.Check(
-        lambda s: booleans(s).notna(), error="is not a boolean (true/false, yes/no, 1/0)"
-    ),
-}
+
+
+def _type_check(kind: str) -> pa.Check | None:
+    """The pandera check a cell of a ``numeric`` or ``boolean`` mapping must pass."""
+    import pandera.pandas as pa
+
+    if kind == "numeric":
+        return pa.Check(lambda s: numbers(s).notna(), error="is not a number")
+    if kind == "boolean":
+        return pa.Check(
+            lambda s: booleans(s).notna(), error="is not a boolean (true/false, yes/no, 1/0)"
+        )
+    return None
 
 
 def _lower(name: str) -> str:
@@ -115,14 +124,18 @@ def product_usage_schema(
 ) -> pa.DataFrameSchema:
     """The pandera contract of one import's chunk: identifier present, date valid, each
     mapped cell blank or of its dimension's type."""
+    import pandera.pandas as pa
+
     identifier = _lower(imp.identifier_column)
     date_column = _lower(imp.date_column) if imp.date_column else None
-    checks: dict[str, list[pa.Check]] = {name: [] for name in _import_columns(imp)}
+    kinds: dict[str, list[str]] = {name: [] for name in _import_columns(imp)}
     for mapping in imp.mappings:
         column = _lower(mapping.column)
-        check = TYPE_CHECKS.get(mapping.type)
-        if check is not None and column != date_column and check not in checks[column]:
-            checks[column].append(check)
+        if column != date_column and mapping.type not in kinds[column]:
+            kinds[column].append(mapping.type)
+    checks = {
+        name: [c for c in map(_type_check, found) if c is not None] for name, found in kinds.items()
+    }
     columns = {
         name: pa.Column(nullable=name != identifier, checks=found) for name, found in checks.items()
     }

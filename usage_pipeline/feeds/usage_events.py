@@ -21,12 +21,11 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -48,6 +47,10 @@ from usage_pipeline.warehouse.tables import (
     usage_event_rows,
     usage_events,
 )
+
+if TYPE_CHECKING:  # pandera is imported where a schema is built: a run with
+    import pandera.pandas as pa  # nothing to validate never pays for it
+
 
 REQUIRED_FIXED = ("customer_ref", "event_ref", "event")
 OPTIONAL_FIXED = ("subscription_ref", "timestamp")
@@ -224,6 +227,8 @@ class Layout:
 
 def _schema(meters: tuple[str, ...], now: datetime, tz: ZoneInfo) -> pa.DataFrameSchema:
     """The pandera contract of a parsed chunk (text cells, UTC instants, meter numbers)."""
+    import pandera.pandas as pa
+
     earliest = pd.Timestamp(datetime.combine(FIRST_DAY, time(), tzinfo=tz))
     latest = pd.Timestamp(now + FUTURE_LIMIT).tz_convert("UTC")
     text = pa.Column(object, nullable=False)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from usage_pipeline.days import FIRST_DAY, iso_days, parse_dates
 from usage_pipeline.feeds.base import ChunkResult, Feed, FileContext, validate
 from usage_pipeline.timestamps import parse_days
 from usage_pipeline.warehouse.tables import user_activity_contributions
+
+if TYPE_CHECKING:  # pandera is imported where a schema is built: a run with
+    import pandera.pandas as pa  # nothing to validate never pays for it
+
 
 ID_COLUMNS = ("account_id", "user_id", "module", "activity")
 MAX_COUNT = 2**53 - 1  # every whole number up to here is exact in float64
@@ -25,6 +29,8 @@ def _whole(values: pd.Series) -> pd.Series:
 @lru_cache(maxsize=64)
 def user_activity_schema(first_day: pd.Timestamp, last_day: pd.Timestamp) -> pa.DataFrameSchema:
     """The pandera contract of a parsed ``user_activity`` chunk (days within the bounds)."""
+    import pandera.pandas as pa
+
     identifier = pa.Column(object, nullable=False)
     day_range = pa.Check(
         lambda s: (s >= first_day) & (s <= last_day),

@@ -61,7 +61,7 @@ def _python_rows(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
         if missing.any():
             values[missing] = None
         arrays.append(values.tolist())
-    return list(zip(*arrays))
+    return list(zip(*arrays, strict=True))
 
 
 def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
