@@ -92,10 +92,11 @@ def test_pipeline_on_a_postgres_dagster_instance(
         ("snapshot_job", "2026-11-20", None, None),
     ]
     assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
-    materialized = pg_instance.fetch_materializations(dg.AssetKey("inbox_file"), limit=10)
-    assert sorted(r.asset_materialization.metadata["file"].value for r in materialized.records) == [
-        FIRST_KEY,
-        SECOND_KEY,
+    [batch] = pg_instance.fetch_materializations(dg.AssetKey("inbox_file"), limit=10).records
+    details = batch.asset_materialization.metadata["file_details"].value
+    assert [(f["file"], f["status"]) for f in details] == [
+        (FIRST_KEY, "loaded"),
+        (SECOND_KEY, "loaded"),
     ]
     rolled = pg_instance.fetch_materializations(dg.AssetKey("user_activity_daily"), limit=10)
     assert sorted(r.partition_key for r in rolled.records) == ["2026-11-19", "2026-11-20"]
