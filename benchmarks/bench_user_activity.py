@@ -235,15 +235,12 @@ def measure_pipeline(url: str, inbox: str, key: str) -> Measurement:
     if outcome.status != "loaded" or outcome.rows_rejected:
         raise RuntimeError(f"unexpected ingest outcome: {outcome.status} ({outcome.error})")
     result.rows = outcome.rows_total
-    result.stages["user rollup"] = 0.0
-    with timed(result.stages, "account rollup"), engine.begin() as conn:
-        for day in outcome.days_touched:
-            with timed(result.stages, "user rollup"):
-                rollups.rebuild_user_activity_day(conn, day)
-            rollups.rebuild_account_activity_day(conn, day)
-    # The whole transaction (commit included) ran under the account-rollup timer: take the
-    # user rollups out of it.
-    result.stages["account rollup"] -= result.stages["user rollup"]
+    for name in ("user_activity_daily", "account_activity_daily"):
+        rollup = rollups.rollup_named(name)
+        with timed(result.stages, name.split("_")[0] + " rollup"):
+            for day in outcome.days_touched:  # each day in its own transaction, as the asset
+                with engine.begin() as conn:
+                    rollups.rebuild_rollup_day(conn, rollup, day)
     dispose_engines()
     result.peak_rss_mib = peak_rss_mib()
     return result
@@ -265,6 +262,7 @@ def postgres_baseline_sql() -> tuple[str, str, str]:
         " SELECT (\"timestamp\" AT TIME ZONE 'UTC')::date, account_id, user_id, module,"
         " activity, SUM(count) FROM baseline_raw"
         " GROUP BY 1, account_id, user_id, module, activity"
+        " ORDER BY 1, account_id, user_id, module, activity"
     )
     return raw, daily, insert
 
@@ -339,6 +337,7 @@ def measure_sqlite_baseline(db_path: str, csv_path: str) -> Measurement:
                 ' SELECT substr("timestamp", 1, 10), account_id, user_id, module, activity,'
                 " SUM(count) FROM baseline_raw"
                 ' GROUP BY substr("timestamp", 1, 10), account_id, user_id, module, activity'
+                ' ORDER BY substr("timestamp", 1, 10), account_id, user_id, module, activity'
             )
             conn.execute("COMMIT")
     finally:

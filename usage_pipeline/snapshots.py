@@ -12,6 +12,13 @@ from datetime import date, datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from usage_pipeline import work_queue
+from usage_pipeline.activity_state import (
+    ACCOUNT_STATE,
+    USER_STATE,
+    StateSpec,
+    days_list,
+    month_days,
+)
 from usage_pipeline.warehouse.tables import (
     account_usage_snapshot,
     snapshot_dates,
@@ -44,7 +51,8 @@ def _dialect_sql(conn: sa.Connection) -> dict[str, str]:
 # per-member values are combined with UNION ALL + GROUP BY (a sort, never a join of two
 # aggregates, which SQLite could plan as a nested loop). A member without active rows in
 # the window takes its last active day from the state, unless that day is after S (it came
-# back later): then its own rows before the window are read through its index.
+# back later): then its last active day before the window is read from its month rows and
+# the window's month (a primary-key seek per day), never from its whole history.
 _ACCOUNT_SQL = """
 INSERT INTO account_usage_snapshot (
     snapshot_date, account_id, active_users_1d, active_users_7d, active_users_30d,
@@ -93,8 +101,7 @@ WITH modules AS (
     SELECT p.*, CASE
         WHEN p.last_in_window IS NOT NULL THEN p.last_in_window
         WHEN p.state_last IS NULL OR p.state_last <= :s THEN p.state_last
-        ELSE (SELECT MAX(x.activity_date) FROM account_activity_daily AS x
-              WHERE x.account_id = p.account_id AND x.activity_date < :p30 AND x.count > 0)
+        ELSE {account_before}
         END AS last_date
     FROM per_account AS p
 )
@@ -135,9 +142,7 @@ WITH modules AS (
     SELECT p.*, CASE
         WHEN p.last_in_window IS NOT NULL THEN p.last_in_window
         WHEN p.state_last IS NULL OR p.state_last <= :s THEN p.state_last
-        ELSE (SELECT MAX(x.activity_date) FROM user_activity_daily AS x
-              WHERE x.account_id = p.account_id AND x.user_id = p.user_id
-              AND x.activity_date < :d30 AND x.count > 0)
+        ELSE {user_before}
         END AS last_date
     FROM per_user AS p
 )
@@ -155,22 +160,52 @@ def _windows(snapshot_date: date) -> dict[str, date]:
     }
 
 
-def _statement(template: str, conn: sa.Connection, last_col: str) -> sa.TextClause:
+def _last_active_before(spec: StateSpec, cutoff: date, prefix: str) -> tuple[str, dict]:
+    """SQL for an owner's (``p``) last active day before ``cutoff``: the days of the
+    cutoff's month before it, else the owner's earlier month rows."""
+    match = " AND ".join(f"{alias}.{k} = p.{k}" for alias in ("x",) for k in spec.keys)
+    month_match = " AND ".join(f"m.{k} = p.{k}" for k in spec.keys)
+    earlier_months = (
+        f"(SELECT MAX(m.last_active_day) FROM {spec.months} AS m"
+        f" WHERE {month_match} AND m.month < :{prefix}month)"
+    )
+    params: dict[str, date] = {f"{prefix}month": cutoff.replace(day=1)}
+    days = [d for d in month_days(cutoff) if d < cutoff]
+    if not days:
+        return earlier_months, params
+    listed, named = days_list(prefix, days)
+    params.update(named)
+    in_month = (
+        f"(SELECT MAX(x.activity_date) FROM {spec.daily} AS x"
+        f" WHERE x.activity_date IN ({listed}) AND x.count > 0 AND {match})"
+    )
+    return f"COALESCE({in_month}, {earlier_months})", params
+
+
+def _statement(
+    template: str, conn: sa.Connection, snapshot_date: date, spec: StateSpec, cutoff: str
+) -> tuple[sa.TextClause, dict[str, date]]:
     parts = _dialect_sql(conn)
+    windows = _windows(snapshot_date)
+    before, extra = _last_active_before(spec, windows[cutoff], "b")
     sql = template.format(
         day=parts["day"],
         module=parts["module"],
-        days_since=parts["days_since"].format(col=last_col),
+        days_since=parts["days_since"].format(col="last_date"),
+        account_before=before,
+        user_before=before,
     )
-    names = [name for name in ("s", "d7", "d30", "p30") if f":{name}" in sql]
-    return sa.text(sql).bindparams(*(sa.bindparam(name, type_=sa.Date) for name in names))
+    params = {k: v for k, v in {**windows, **extra}.items() if f":{k}" in sql}
+    statement = sa.text(sql).bindparams(*(sa.bindparam(name, type_=sa.Date) for name in params))
+    return statement, params
 
 
 def build_account_snapshot(conn: sa.Connection, snapshot_date: date) -> int:
     """Delete-then-insert ``account_usage_snapshot`` for one date; return its row count."""
     table = account_usage_snapshot
     conn.execute(table.delete().where(table.c.snapshot_date == snapshot_date))
-    result = conn.execute(_statement(_ACCOUNT_SQL, conn, "last_date"), _windows(snapshot_date))
+    statement, params = _statement(_ACCOUNT_SQL, conn, snapshot_date, ACCOUNT_STATE, "p30")
+    result = conn.execute(statement, params)
     return int(result.rowcount or 0)
 
 
@@ -178,8 +213,8 @@ def build_user_snapshot(conn: sa.Connection, snapshot_date: date) -> int:
     """Delete-then-insert ``user_usage_snapshot`` for one date; return its row count."""
     table = user_usage_snapshot
     conn.execute(table.delete().where(table.c.snapshot_date == snapshot_date))
-    params = {k: v for k, v in _windows(snapshot_date).items() if k != "p30"}
-    result = conn.execute(_statement(_USER_SQL, conn, "last_date"), params)
+    statement, params = _statement(_USER_SQL, conn, snapshot_date, USER_STATE, "d30")
+    result = conn.execute(statement, params)
     return int(result.rowcount or 0)
 
 

@@ -42,6 +42,30 @@ def from_history(url: str) -> dict[str, list[tuple]]:
         }
 
 
+def months(url: str) -> dict[str, list[tuple]]:
+    """The month rows, and what the whole history says they must be."""
+    engine = get_engine(url)
+    month = (
+        "CAST(date_trunc('month', activity_date) AS DATE)"
+        if url.startswith("postgresql")
+        else "strftime('%Y-%m-01', activity_date)"
+    )
+    expected = (
+        f"SELECT account_id, user_id, {month}, MIN(activity_date),"
+        " MAX(CASE WHEN count > 0 THEN activity_date END) FROM user_activity_daily"
+        f" GROUP BY account_id, user_id, {month}"
+    )
+    with read_connection(engine) as conn:
+        from_daily = sorted(
+            tuple(v.isoformat() if hasattr(v, "isoformat") else v for v in row)
+            for row in conn.execute(sa.text(expected))
+        )
+    kept = rows(
+        url, "user_activity_months", columns=f"{USER_STATE.replace('first', 'month, first')}"
+    )
+    return {"kept": kept, "from_daily": from_daily}
+
+
 def state(url: str) -> dict[str, list[tuple]]:
     return {
         "user_activity_state": rows(url, "user_activity_state", columns=USER_STATE),
@@ -104,6 +128,8 @@ def test_state_follows_late_files_and_corrections(inbox: Path, warehouse_url: st
             "account_activity_state": [("A", "2026-11-10", "2026-11-16")],
         }
         assert state(warehouse_url) == from_history(warehouse_url)
+        kept = months(warehouse_url)
+        assert kept["kept"] == kept["from_daily"]
         assert last_active(warehouse_url) == [
             ("2026-11-20", "u1", "2026-11-13", 7),
             ("2026-11-20", "u2", "2026-11-16", 4),
@@ -125,6 +151,8 @@ def test_state_follows_late_files_and_corrections(inbox: Path, warehouse_url: st
             ],
         }
         assert state(warehouse_url) == from_history(warehouse_url)
+        kept = months(warehouse_url)
+        assert kept["kept"] == kept["from_daily"]
         assert last_active(warehouse_url) == [
             ("2026-11-20", "u2", "2026-11-16", 4),
             ("2026-11-20", "u9", "2026-11-12", 8),
@@ -165,8 +193,8 @@ def test_refreshed_snapshot_equals_one_built_from_scratch(inbox: Path, tmp_path:
 
 
 def test_a_warehouse_of_the_previous_version_is_migrated(inbox: Path, warehouse_url: str) -> None:
-    """The state tables and the new indexes arrive in a warehouse that already has rollups:
-    the state is built once from its history."""
+    """The state and month tables arrive in a warehouse that already has rollups: they are
+    built once from its history."""
     config = PipelineConfig(inbox=str(inbox), warehouse=warehouse_url)
     drop(
         inbox,
@@ -178,9 +206,9 @@ def test_a_warehouse_of_the_previous_version_is_migrated(inbox: Path, warehouse_
         run(config, instance, as_of=MORNING)
     expected = state(warehouse_url)
     with get_engine(warehouse_url).begin() as conn:  # back to the previous version's schema
-        for name in ("user_activity_state", "account_activity_state"):
-            conn.exec_driver_sql(f"DROP TABLE {name}")
-        conn.exec_driver_sql("DROP INDEX ix_user_activity_daily_user")
+        for name in ("user", "account"):
+            conn.exec_driver_sql(f"DROP TABLE {name}_activity_state")
+            conn.exec_driver_sql(f"DROP TABLE {name}_activity_months")
         conn.exec_driver_sql("DELETE FROM pipeline_state WHERE name = 'schema_version'")
     dispose_engines()
 
@@ -191,5 +219,13 @@ def test_a_warehouse_of_the_previous_version_is_migrated(inbox: Path, warehouse_
         ("A", "u1", "2026-11-10", "2026-11-10"),
         ("B", "u2", "2026-11-12", None),
     ]
-    indexes = sa.inspect(engine).get_indexes("user_activity_daily")
-    assert "ix_user_activity_daily_user" in {index["name"] for index in indexes}
+    kept = months(warehouse_url)
+    assert (
+        kept["kept"]
+        == kept["from_daily"]
+        == [
+            ("A", "u1", "2026-11-01", "2026-11-10", "2026-11-10"),
+            ("B", "u2", "2026-11-01", "2026-11-12", None),
+        ]
+    )
+    assert sa.inspect(engine).has_table("user_activity_months")

@@ -186,7 +186,7 @@ def _execute_ingestion(job: Any, instance: dg.DagsterInstance, keys: list[str]) 
             for e in result.all_events
             if e.is_step_failure and e.event_specific_data and e.event_specific_data.error
         ],
-        "files": [{k: v.value for k, v in event.metadata.items()} for event in reported],
+        "files": [f for event in reported for f in event.metadata["file_details"].value],
     }
 
 

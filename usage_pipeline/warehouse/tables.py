@@ -75,8 +75,6 @@ user_activity_daily = sa.Table(
     sa.Column("module", sa.Text, primary_key=True),
     sa.Column("activity", sa.Text, primary_key=True),
     sa.Column("count", sa.BigInteger, nullable=False),
-    # a user's days, for the rare recompute of their first or last active day
-    sa.Index("ix_user_activity_daily_user", "account_id", "user_id", "activity_date"),
 )
 
 account_activity_daily = sa.Table(
@@ -89,32 +87,34 @@ account_activity_daily = sa.Table(
     sa.Column("source", sa.String(16), primary_key=True),
     sa.Column("count", sa.BigInteger, nullable=False),
     sa.Column("active_users", sa.BigInteger),
-    sa.Index("ix_account_activity_daily_account", "account_id", "activity_date"),
 )
+
 
 # What snapshots need from before their window (internal): per user and per account, the
-# first day with any row and the last day with count > 0, kept by the daily rollups (so a
-# snapshot reads its 60-day window plus these, never the whole history).
-user_activity_state = sa.Table(
-    "user_activity_state",
-    metadata,
-    sa.Column("account_id", sa.Text, primary_key=True),
-    sa.Column("user_id", sa.Text, primary_key=True),
-    sa.Column("first_day", Day, nullable=False),
-    sa.Column("last_active_day", Day),
-    sa.Index("ix_user_activity_state_first", "first_day"),
-    sa.Index("ix_user_activity_state_last", "last_active_day"),
-)
+# first day with any row and the last day with count > 0, over all time (``*_state``) and
+# per calendar month (``*_months``, from which a state is recomputed after a correction).
+# Kept by the daily rollups, so a snapshot reads its 60-day window plus these, never the
+# whole history (see activity_state.py).
+def _activity_state(name: str, keys: tuple[str, ...], month: bool) -> sa.Table:
+    columns = [sa.Column(key, sa.Text, primary_key=True) for key in keys]
+    if month:
+        columns.append(sa.Column("month", Day, primary_key=True))
+    indexes = [] if month else [sa.Index(f"ix_{name}_first", "first_day")]
+    indexes += [] if month else [sa.Index(f"ix_{name}_last", "last_active_day")]
+    return sa.Table(
+        name,
+        metadata,
+        *columns,
+        sa.Column("first_day", Day),  # null only between a recompute and its cleanup
+        sa.Column("last_active_day", Day),
+        *indexes,
+    )
 
-account_activity_state = sa.Table(
-    "account_activity_state",
-    metadata,
-    sa.Column("account_id", sa.Text, primary_key=True),
-    sa.Column("first_day", Day, nullable=False),
-    sa.Column("last_active_day", Day),
-    sa.Index("ix_account_activity_state_first", "first_day"),
-    sa.Index("ix_account_activity_state_last", "last_active_day"),
-)
+
+user_activity_state = _activity_state("user_activity_state", ("account_id", "user_id"), False)
+user_activity_months = _activity_state("user_activity_months", ("account_id", "user_id"), True)
+account_activity_state = _activity_state("account_activity_state", ("account_id",), False)
+account_activity_months = _activity_state("account_activity_months", ("account_id",), True)
 
 account_usage_snapshot = sa.Table(
     "account_usage_snapshot",
