@@ -78,14 +78,14 @@ def _lost(spec: StateSpec, table: str) -> str:
     OR (last_active_day = :d AND NOT EXISTS ({on_day} AND y.count > 0))"""
 
 
-def _statements(spec: StateSpec, day: date) -> list[tuple[str, dict[str, date]]]:
+def _statements(spec: StateSpec, day: date, had_rows: bool) -> list[tuple[str, dict[str, date]]]:
     keys = ", ".join(spec.keys)
     months, state, daily = spec.months, spec.state, spec.daily
     in_month, month_params = days_list("m", month_days(day))
     params = {"d": day, "month": day.replace(day=1), **month_params}
     owned_month = _match(spec.keys, "x", months)
     owned_state = _match(spec.keys, "x", state)
-    return [
+    fold = [
         (  # D's owners into their month row
             f"""INSERT INTO {months} ({keys}, month, first_day, last_active_day)
 SELECT {keys}, :month, MIN(activity_date), MAX(CASE WHEN count > 0 THEN activity_date END)
@@ -93,6 +93,19 @@ FROM {daily} WHERE activity_date = :d GROUP BY {keys}
 ON CONFLICT ({keys}, month) {_merge(months)}""",
             params,
         ),
+    ]
+    fold_state = [
+        (  # the month's facts into the state (earliest first, latest active)
+            f"""INSERT INTO {state} ({keys}, first_day, last_active_day)
+SELECT {keys}, first_day, last_active_day FROM {months}
+WHERE month = :month AND (first_day = :d OR last_active_day = :d)
+ON CONFLICT ({keys}) {_merge(state)}""",
+            params,
+        ),
+    ]
+    if not had_rows:  # a day loaded for the first time: nobody lost it
+        return fold + fold_state
+    recompute_months = [
         (  # month rows that lost D: recomputed from the month's days (a seek per day)
             f"""UPDATE {months} SET
     first_day = (SELECT MIN(x.activity_date) FROM {daily} x
@@ -103,13 +116,8 @@ WHERE month = :month AND ({_lost(spec, months)})""",
             params,
         ),
         (f"DELETE FROM {months} WHERE month = :month AND first_day IS NULL", params),
-        (  # the month's facts into the state (earliest first, latest active)
-            f"""INSERT INTO {state} ({keys}, first_day, last_active_day)
-SELECT {keys}, first_day, last_active_day FROM {months}
-WHERE month = :month AND (first_day = :d OR last_active_day = :d)
-ON CONFLICT ({keys}) {_merge(state)}""",
-            params,
-        ),
+    ]
+    recompute_state = [
         (  # states that lost D: recomputed from the owner's month rows
             f"""UPDATE {state} SET
     first_day = (SELECT MIN(x.first_day) FROM {months} x WHERE {owned_state}),
@@ -119,12 +127,14 @@ WHERE {_lost(spec, state)}""",
         ),
         (f"DELETE FROM {state} WHERE first_day IS NULL", params),
     ]
+    return fold + recompute_months + fold_state + recompute_state
 
 
-def update_state(conn: sa.Connection, spec: StateSpec, day: date) -> None:
+def update_state(conn: sa.Connection, spec: StateSpec, day: date, had_rows: bool = True) -> None:
     """After ``day`` of ``spec.daily`` was rebuilt (same transaction): fold it into the
-    month rows and the state."""
-    for sql, params in _statements(spec, day):
+    month rows and the state. ``had_rows``: whether the day had rows before the rebuild
+    (when not, no owner can have lost it and the recomputes are skipped)."""
+    for sql, params in _statements(spec, day, had_rows):
         used = {name: value for name, value in params.items() if f":{name}" in sql}
         statement = sa.text(sql).bindparams(*(sa.bindparam(n, type_=sa.Date) for n in used))
         conn.execute(statement, used)

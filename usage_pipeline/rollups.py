@@ -252,14 +252,21 @@ def mark_rollups(conn: sa.Connection, feed: str, days: set[date]) -> None:
             work_queue.mark(conn, rollup.name, days)
 
 
+def _has_rows(conn: sa.Connection, table: str, day: date) -> bool:
+    column = sa.column("activity_date", sa.Date)
+    query = sa.select(sa.literal(1)).select_from(sa.table(table)).where(column == day).limit(1)
+    return conn.execute(query).first() is not None
+
+
 def rebuild_rollup_day(conn: sa.Connection, rollup: DailyRollup, day: date) -> int:
     """Rebuild one day of ``rollup`` in the caller's transaction, serialised with any other
     rebuild of that day, clearing its pending work and asking the snapshots that read the
     day to refresh. Returns the day's row count."""
     with work_queue.rebuilding(conn, rollup.name, day):
+        had_rows = rollup.state is not None and _has_rows(conn, rollup.state.daily, day)
         count = rollup.rebuild(conn, day)
         if rollup.state is not None:
-            update_state(conn, rollup.state, day)
+            update_state(conn, rollup.state, day, had_rows)
         if rollup.snapshot_input:
             mark_snapshot_refreshes(conn, day)
     return count
