@@ -67,7 +67,7 @@ def populate(url: str, days: int, users: int, rows_per_day: int) -> None:
     with engine.begin() as conn:
         rows, day_numbers = _numbers(conn, rows_per_day), _numbers(conn, days)
         day = _day_expr(conn, "d.n")
-        user = f"(r.n + d.n * 7) % {users}"
+        user = f"((r.n + d.n * 7) % {users})"
         conn.exec_driver_sql(
             "INSERT INTO user_activity_contributions"
             " (file_id, activity_date, account_id, user_id, module, activity, count)"
