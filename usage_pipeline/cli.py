@@ -97,10 +97,14 @@ def _print_report(report: Any) -> None:
         click.echo(line)
         if info.get("error"):
             click.echo(f"             {info['error']}")
+    from usage_pipeline.days import day_spans
+
     if report.rollup_days:
-        click.echo(f"  rolled up: {', '.join(report.rollup_days)}")
+        click.echo(f"  rolled up: {day_spans([date.fromisoformat(d) for d in report.rollup_days])}")
     if report.snapshot_days:
-        click.echo(f"  snapshots: {', '.join(report.snapshot_days)}")
+        click.echo(
+            f"  snapshots: {day_spans([date.fromisoformat(d) for d in report.snapshot_days])}"
+        )
     for check in report.failed_checks:
         click.echo(f"  FAILED CHECK {check}")
     for run in report.failed_runs:

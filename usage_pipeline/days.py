@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -45,3 +45,18 @@ def iso_days(days: pd.Series) -> np.ndarray:
     unique, inverse = np.unique(as_int, return_inverse=True)
     labels = np.array([str(np.datetime64(int(d), "D")) for d in unique], dtype=object)
     return labels[inverse]
+
+
+def day_spans(days: list[date]) -> str:
+    """``2026-11-01..2026-11-05, 2026-11-09``: sorted days written as runs of consecutive
+    days (for reports and metadata)."""
+    spans: list[list[date]] = []
+    for day in sorted(set(days)):
+        if spans and spans[-1][-1] + timedelta(days=1) == day:
+            spans[-1].append(day)
+        else:
+            spans.append([day])
+    return ", ".join(
+        s[0].isoformat() if len(s) == 1 else f"{s[0].isoformat()}..{s[-1].isoformat()}"
+        for s in spans
+    )

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from usage_pipeline import rollups, snapshots
+from usage_pipeline.days import day_spans
 from usage_pipeline.defs.ingestion import INBOX_FILE
 from usage_pipeline.defs.partitions import ONE_RUN_PER_RANGE, daily_partitions
 from usage_pipeline.defs.resources import PipelineResource
@@ -36,20 +37,6 @@ class DailyDefinitions:
 
 def _days(context: dg.AssetExecutionContext) -> list[date]:
     return [date.fromisoformat(key) for key in context.partition_keys]
-
-
-def _spans(days: list[date]) -> str:
-    """``2026-11-01..2026-11-05, 2026-11-09``: days as ranges, for metadata."""
-    spans: list[list[date]] = []
-    for day in days:
-        if spans and spans[-1][-1] + timedelta(days=1) == day:
-            spans[-1].append(day)
-        else:
-            spans.append([day])
-    return ", ".join(
-        s[0].isoformat() if len(s) == 1 else f"{s[0].isoformat()}..{s[-1].isoformat()}"
-        for s in spans
-    )
 
 
 def range_request(
@@ -81,9 +68,9 @@ def _reconciliation(conn, days: list[date]) -> dg.AssetCheckResult:  # type: ign
         check_name=RECONCILIATION_CHECK,
         passed=not failing,
         description=(
-            f"Totals disagree on {_spans([t.day for t in failing])}."
+            f"Totals disagree on {day_spans([t.day for t in failing])}."
             if failing
-            else f"Totals agree on {_spans(days)}."
+            else f"Totals agree on {day_spans(days)}."
         ),
         metadata={
             "days_checked": len(days),
@@ -132,7 +119,7 @@ def _rollup_asset(rollup: rollups.DailyRollup, days_def: dg.PartitionsDefinition
         for day in days:
             with engine.begin() as conn:
                 rows += rollups.rebuild_rollup_day(conn, rollup, day)
-        metadata = {"days": _spans(days), "rows": rows}
+        metadata = {"days": day_spans(days), "rows": rows}
         if not reconciled:
             return dg.MaterializeResult(metadata=metadata)
         with read_connection(engine) as conn:
@@ -167,7 +154,7 @@ def _snapshot_asset(table: str, days_def: dg.PartitionsDefinition, description: 
         for day in days:
             with engine.begin() as conn:
                 rows += snapshots.build_snapshot_day(conn, table, day)
-        return dg.MaterializeResult(metadata={"snapshot_dates": _spans(days), "rows": rows})
+        return dg.MaterializeResult(metadata={"snapshot_dates": day_spans(days), "rows": rows})
 
     return _snapshot
 
