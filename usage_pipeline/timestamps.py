@@ -30,6 +30,9 @@ _ISO = re.compile(rf"(?:{_DATE})(?:[T ]{_TIME}\s*({_OFFSET})?)?")
 # Whole sets of values checked in one pass (one value per line): the common case of a file
 # whose timestamps all carry an offset, or none do, parses without a per-value loop.
 _ALL_OFFSET = re.compile(rf"(?:(?:{_DATE})[T ]{_TIME}\s*(?:{_OFFSET})\n)*")
+# The commonest exports, checked first with simpler (several times faster) patterns.
+_ALL_UTC = re.compile(r"(?:\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,9})?)?Z\n)*")
+_ALL_PLAIN = re.compile(r"(?:\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,9})?)?)?\n)*")
 _WALL_AND_OFFSET = re.compile(rf"((?:{_DATE})[T ]{_TIME})\s*({_OFFSET})\n")
 _ALL_NAIVE = re.compile(rf"(?:(?:{_DATE})(?:[T ]{_TIME})?\n)*")
 
@@ -60,12 +63,14 @@ def _parse_unique(values: list[object], tz: ZoneInfo) -> np.ndarray:
     result = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
     texts = [str(value).strip() for value in values]
     joined = "".join(f"{text}\n" for text in texts)
+    if _ALL_UTC.fullmatch(joined):
+        return _wall_clock([text[:-1] for text in texts])
+    if _ALL_PLAIN.fullmatch(joined) or _ALL_NAIVE.fullmatch(joined):
+        return _localise(pd.Series(texts), tz)
     if _ALL_OFFSET.fullmatch(joined):
         if joined.count("Z\n") + joined.count("z\n") == len(texts):  # all UTC
             return _wall_clock([text[:-1].rstrip() for text in texts])
         return _with_offsets(_WALL_AND_OFFSET.findall(joined))
-    if _ALL_NAIVE.fullmatch(joined):
-        return _localise(pd.Series(texts), tz)
     epoch, offset, naive = [], [], []
     for index, text in enumerate(texts):
         if _EPOCH.fullmatch(text):
