@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.ingest import IngestOutcome, ingest_file
 from usage_pipeline.sources import FileSource, SourceObject
+from usage_pipeline.wording import capped
 
 MISSING = "missing"  # the object left the inbox between listing and reading: nothing recorded
 FAILED = "failed"  # an unexpected error: the file's transaction rolled back; a rerun retries it
@@ -23,6 +24,16 @@ def _feed_of(key: str) -> str:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else 'no detail'}"
+
+
+def _missing(key: str) -> IngestOutcome:
+    return IngestOutcome(
+        key,
+        "",
+        _feed_of(key),
+        status=MISSING,
+        error=f"File {key} left the inbox before it was read; nothing was recorded.",
+    )
 
 
 def ingest_batch(
@@ -45,24 +56,22 @@ def ingest_batch(
         try:
             obj = source.stat(key)
             if obj is None:
-                yield IngestOutcome(
-                    key,
-                    "",
-                    _feed_of(key),
-                    status=MISSING,
-                    error=f"File {key} left the inbox before it was read; nothing was recorded.",
-                )
+                yield _missing(key)
                 continue
             outcome = ingest_file(engine, source, obj, config, force=force, as_of=as_of)
         except (sa.exc.OperationalError, sa.exc.InterfaceError):
             raise
+        except FileNotFoundError:  # deleted between its listing (or stat) and its download
+            outcome = _missing(key)
         except Exception as exc:  # one bad file must not stop the batch
             outcome = IngestOutcome(
                 key,
                 "",
                 _feed_of(key),
                 status=FAILED,
-                error=f"File {key} could not be processed ({_one_line(exc)}); nothing of it"
-                " was loaded and a rerun tries it again.",
+                error=capped(
+                    f"File {key} could not be processed ({_one_line(exc)}); nothing of it"
+                    " was loaded and a rerun tries it again."
+                ),
             )
         yield outcome

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from usage_pipeline.config import ConfigError, PipelineConfig, load_config
 from usage_pipeline.feeds import FEEDS
+from usage_pipeline.instance import InstanceError, instance_storage_error
 from usage_pipeline.sources import (
     SourceObject,
     SourceUnavailableError,
@@ -28,7 +29,13 @@ from usage_pipeline.sources import (
     check_key,
     open_source,
 )
-from usage_pipeline.warehouse.engine import WarehouseError, get_engine, read_connection
+from usage_pipeline.warehouse.engine import (
+    WarehouseError,
+    get_engine,
+    open_existing,
+    parse_url,
+    read_connection,
+)
 from usage_pipeline.warehouse.tables import ingested_files
 
 EXIT_OK, EXIT_REJECTED, EXIT_CANNOT_RUN = 0, 1, 2
@@ -50,11 +57,17 @@ def guarded(command: Callable[..., int | None]) -> Callable[..., None]:
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
             code = command(*args, **kwargs)
-        except (ConfigError, WarehouseError, CannotRun, SourceUnavailableError) as exc:
+        except (
+            ConfigError,
+            WarehouseError,
+            CannotRun,
+            SourceUnavailableError,
+            InstanceError,
+        ) as exc:
             _fail(str(exc))
         except sa.exc.SQLAlchemyError as exc:
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            _fail(f"The warehouse could not be used: {reason}.")
+            _fail(instance_storage_error(exc) or f"The warehouse could not be used: {reason}.")
         sys.exit(code or EXIT_OK)
 
     return wrapper
@@ -64,7 +77,9 @@ def _config(config_file: str | None, **overrides: Any) -> PipelineConfig:
     return load_config(config_file, **overrides)
 
 
-QUIET = "WARNING"  # Dagster's per-run console log level for CLI runs
+# Dagster's per-run console log level for CLI runs: the CLI prints its own one-line report of
+# every file, failed check and failed run, never Dagster's stack frames of a failed step.
+QUIET = "CRITICAL"
 
 
 config_option = click.option(
@@ -126,7 +141,8 @@ def run(
     config_file: str | None, inbox: str | None, warehouse: str | None, as_of: str | None
 ) -> int:
     """Sense every new file, ingest, roll up touched days, build snapshots."""
-    from usage_pipeline.runner import open_instance, run_pipeline
+    from usage_pipeline.instance import open_instance
+    from usage_pipeline.runner import run_pipeline
 
     config = _config(config_file, inbox=inbox, warehouse=warehouse)
     moment = _parse_as_of(as_of, config)
@@ -160,7 +176,8 @@ def _parse_as_of(text: str | None, config: PipelineConfig) -> datetime:
 def demo(config_file: str | None, nights: int) -> int:
     """Write a realistic sample inbox into data/ night by night and run the pipeline."""
     from usage_pipeline.demo import play_demo
-    from usage_pipeline.runner import open_instance, run_pipeline
+    from usage_pipeline.instance import open_instance
+    from usage_pipeline.runner import run_pipeline
 
     config = _config(config_file)
     if config.inbox.startswith("s3://"):
@@ -249,20 +266,18 @@ def check(file: str, feed: str, import_name: str | None, config_file: str | None
 
 @contextmanager
 def _dry_run_connection(config: PipelineConfig) -> Iterator[sa.Connection | None]:
-    """A read connection to an existing warehouse (for matching), or None; never creates one."""
-    from usage_pipeline.warehouse.engine import normalise_url
-
-    url = sa.engine.make_url(normalise_url(config.warehouse))
+    """A read-only connection to the warehouse (for matching), or None when no SQLite
+    warehouse file exists yet; one without the project's tables is an error (exit 2)."""
+    url = parse_url(config.warehouse)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
         yield None
         return
+    engine = open_existing(config.warehouse)
     try:
-        engine = get_engine(config.warehouse)
-    except WarehouseError:
-        yield None
-        return
-    with read_connection(engine) as conn:
-        yield conn
+        with read_connection(engine) as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 @main.command()
@@ -280,7 +295,7 @@ def _status(config: PipelineConfig, limit: int = 20) -> int:
     from usage_pipeline.drops import drop_status, due_day
     from usage_pipeline.rollups import day_totals
 
-    engine = get_engine(config.warehouse)
+    engine = open_existing(config.warehouse)  # reads only: never creates or changes anything
     f = ingested_files.c
     failing = []
     with read_connection(engine) as conn:
@@ -345,6 +360,7 @@ def _status(config: PipelineConfig, limit: int = 20) -> int:
             .scalars()
             .all()
         )
+    engine.dispose()
     click.echo(f"Last drop: {drop.sentence()}")
     for line in rejected:
         failing.append(f"rejected file: {line}")
@@ -375,7 +391,8 @@ def status(config_file: str | None, limit: int) -> int:
 @guarded
 def ingest(config_file: str | None, key: str) -> int:
     """Load a file that was held back as a duplicate (ingest --force KEY)."""
-    from usage_pipeline.runner import force_ingest, open_instance
+    from usage_pipeline.instance import open_instance
+    from usage_pipeline.runner import force_ingest
 
     config = _config(config_file)
     try:

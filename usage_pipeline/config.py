@@ -372,9 +372,20 @@ def _parse_text(value: Any, key: str) -> str:
     return value.strip()
 
 
+def _parse_inbox(value: Any, key: str) -> str:
+    inbox = _parse_text(value, key)
+    if inbox.lower().startswith("s3:") and not re.fullmatch(
+        r"s3://[a-z0-9][a-z0-9.-]+(/.*)?", inbox
+    ):
+        raise ConfigError(
+            f"Config key '{key}' must be a folder or an s3://bucket/prefix URI, got {inbox!r}."
+        )
+    return inbox
+
+
 _FILE_KEYS: dict[str, tuple[str, Any]] = {
     "timezone": ("timezone", _parse_text),
-    "inbox": ("inbox", _parse_text),
+    "inbox": ("inbox", _parse_inbox),
     "warehouse": ("warehouse", _parse_text),
     "max_reject_ratio": ("max_reject_ratio", _parse_ratio),
     "drop_deadline": ("drop_deadline", _parse_clock),
@@ -470,6 +481,24 @@ def load_config(
         raise ConfigError(f"Config file {config_path} does not exist.")
     else:
         config = PipelineConfig()
-    env_values = {attr: env[name] for name, attr in _ENV_KEYS.items() if env.get(name)}
-    explicit = {k: v for k, v in overrides.items() if v is not None}
+    # Overrides pass the same parser as the file key; an empty variable counts as unset.
+    env_values = {
+        attr: _override(attr, env[name], name) for name, attr in _ENV_KEYS.items() if env.get(name)
+    }
+    explicit = {
+        k: _override(k, v, f"--{k.replace('_', '-')}") if k in _FILE_KEYS else v
+        for k, v in overrides.items()
+        if v is not None
+    }
     return config.with_overrides(**{**env_values, **explicit})
+
+
+def _override(key: str, value: Any, source: str) -> Any:
+    """``value`` for config key ``key`` given by ``source`` (a variable or an option),
+    validated like the file key; the error names both."""
+    try:
+        return _FILE_KEYS[key][1](value, key)
+    except ConfigError as exc:
+        raise ConfigError(
+            str(exc).replace(f"Config key '{key}'", f"{source} (config key '{key}')", 1)
+        ) from None

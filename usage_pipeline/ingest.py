@@ -11,6 +11,7 @@ import csv
 import tempfile
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -22,13 +23,17 @@ import sqlalchemy as sa
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.days import drop_date
 from usage_pipeline.feeds import FEEDS, Feed, FeedCheck, FileContext
-from usage_pipeline.reading import FileFormatError, is_supported, open_csv
+from usage_pipeline.feeds.base import ChunkResult, split_nul_rows
+from usage_pipeline.reading import NUL_STANDIN, FileFormatError, is_supported, open_csv
+from usage_pipeline.refusals import UNREAD, record_refusal, unreadable_reason
 from usage_pipeline.rollups import mark_rollups
 from usage_pipeline.snapshots import mark_latest_snapshots
 from usage_pipeline.sources import FileSource, SourceObject, UnsafeKeyError, check_key, sha256_file
+from usage_pipeline.sources.keys import key_problem, unescape_key
 from usage_pipeline.warehouse.bulk import bulk_insert, bulk_writer
 from usage_pipeline.warehouse.engine import read_connection
 from usage_pipeline.warehouse.tables import ingested_files, rejected_rows
+from usage_pipeline.wording import capped
 
 FINAL_STATUSES = ("loaded", "rejected", "duplicate")
 PREVIEW_ROWS = 5
@@ -246,14 +251,15 @@ def scan_file(
             stream.keep_original_names(set(sum(feed.columns(config, context.import_name), ())))
         days: set[str] = set()
         for raw in stream.chunks():
-            result = feed.process_chunk(raw, context)
+            nul = stream.saw_nul
+            result = _process_chunk(feed, raw, context, nul)
             outcome.rows_total += len(raw)
             outcome.rows_loaded += result.loaded_rows
             outcome.rows_invalid += result.invalid_rows
             outcome.failures.update(result.failures)
             room = REPORT_LINES - len(outcome.report)
             outcome.report.extend(result.report[: max(room, 0)])
-            log.add(raw, result.errors)
+            log.add(raw.replace(NUL_STANDIN, r"\\x00", regex=True) if nul else raw, result.errors)
             if len(result.rows):
                 if outcome.preview is None:
                     outcome.preview = result.rows.head(PREVIEW_ROWS)
@@ -280,6 +286,26 @@ def scan_file(
         )
 
 
+def _process_chunk(feed: Feed, raw: pd.DataFrame, context: FileContext, nul: bool) -> ChunkResult:
+    """``feed.process_chunk``, after the rows with a NUL byte in a cell (when the file has
+    one) are split off as row errors of every feed alike."""
+    if not nul:
+        return feed.process_chunk(raw, context)
+    clean, errors = split_nul_rows(raw)
+    if errors.empty:
+        return feed.process_chunk(raw, context)
+    refused = int(errors["row_number"].nunique())
+    result = feed.process_chunk(clean, context) if len(clean) else None
+    if result is None:
+        return ChunkResult(rows=pd.DataFrame(), errors=errors, loaded=0, invalid=refused)
+    result.loaded, result.invalid = result.loaded_rows, result.invalid_rows + refused
+    result.errors = pd.concat([result.errors, errors], ignore_index=True).sort_values(
+        ["row_number", "column_name"], ignore_index=True
+    )
+    result.failures.update(f"{column}: NUL byte" for column in errors["column_name"])
+    return result
+
+
 def _store_rejected_rows(conn: sa.Connection, file_id: int, log: ErrorLog, reloaded: bool) -> None:
     """Replace the file's ``rejected_rows`` (an earlier attempt's, when forced) with the log's."""
     if reloaded:
@@ -304,10 +330,20 @@ def ingest_file(
     """Ingest one object of the inbox; idempotent for a given (key, bytes) version.
 
     The bytes are read (and hashed) here, once: sensing only lists. ``force`` loads a
-    version held back as a duplicate.
+    version held back as a duplicate. An object that must not be read (an unsafe key, a
+    link leading outside the inbox) or cannot be read is recorded as rejected.
     """
-    with source.local_copy(obj.key) as path:
-        sha = sha256_file(path)
+    problem = obj.problem or key_problem(unescape_key(obj.key))
+    if problem:
+        return _refused(engine, obj, problem)
+    with ExitStack() as stack:
+        try:
+            path = stack.enter_context(source.local_copy(obj.key))
+            sha = sha256_file(path)
+        except FileNotFoundError:
+            raise  # gone since it was listed: the batch reports it as missing
+        except OSError as exc:
+            return _refused(engine, obj, unreadable_reason(exc))
         file_id, status = _claim(engine, obj, obj.feed, sha)
         if status in FINAL_STATUSES and not (force and status in ("duplicate", "rejected")):
             return _existing_outcome(engine, file_id)
@@ -318,11 +354,16 @@ def ingest_file(
             )
 
 
+def _refused(engine: sa.Engine, obj: SourceObject, problem: str) -> IngestOutcome:
+    """Record an object refused without reading its bytes (see :mod:`refusals`)."""
+    sentence = capped(rejection_sentence(obj.key, problem)) or ""
+    file_id, new = record_refusal(engine, obj, sentence)
+    if not new:
+        return _existing_outcome(engine, file_id)
+    return IngestOutcome(obj.key, UNREAD, obj.feed, "rejected", file_id=file_id, error=sentence)
+
+
 def _file_problem(obj: SourceObject) -> str | None:
-    try:
-        check_key(obj.key)
-    except UnsafeKeyError:
-        return "its key contains '..', '.', a backslash or control characters and is refused"
     if not obj.feed:
         return f"it is not inside a feed folder (expected one of: {', '.join(sorted(FEEDS))})"
     if obj.feed not in FEEDS:
@@ -426,6 +467,7 @@ def _ingest_claimed(
             log.close()
         if log is not None and (outcome.status == "rejected" or outcome.rows_rejected):
             outcome.quarantine = _quarantine(source, obj, path, log.errors_path, outcome)
+        outcome.error = capped(outcome.error)
         conn.execute(
             ingested_files.update()
             .where(ingested_files.c.file_id == file_id)

@@ -13,8 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from usage_pipeline.wording import name_list, shown
+
 HEADER_ROW = 1  # row_number of the header; the first data row is 2, as in a spreadsheet
 SUPPORTED_SUFFIXES = (".csv", ".csv.gz")
+# pandas' parser cuts a cell at a NUL byte, which would store "nu" for "nu\0l": in a file
+# with a NUL byte the reader turns each one into SUB (the ASCII "substitute" control, one
+# byte, so offsets stay true) and a cell holding SUB is a row error ("has a NUL byte").
+NUL_STANDIN = "\x1a"
+HEADER_TEXT_LIMIT = 4 << 20  # characters read to find the header row's exact names
 
 
 class FileFormatError(ValueError):
@@ -26,10 +33,12 @@ def is_supported(name: str) -> bool:
 
 
 class _LimitedReader(io.RawIOBase):
-    """A raw stream that fails once more than ``limit`` bytes were read."""
+    """A raw stream that fails once more than ``limit`` bytes were read, and reads each NUL
+    byte as :data:`NUL_STANDIN` (``nul_seen`` tells whether there was one)."""
 
     def __init__(self, inner: io.BufferedIOBase, limit: int) -> None:
         self.inner, self.limit, self.total = inner, limit, 0
+        self.nul_seen = False
 
     def readable(self) -> bool:
         return True
@@ -45,17 +54,62 @@ class _LimitedReader(io.RawIOBase):
             raise FileFormatError(
                 f"the file is larger than the {self.limit:,}-byte limit once decompressed"
             )
+        if b"\0" in data:
+            self.nul_seen = True
+            data = data.replace(b"\0", b"\x1a")
         buffer[: len(data)] = data
         return len(data)
 
 
-def _open_bytes(path: Path, name: str, limit: int) -> io.BufferedReader:
+def _open_bytes(path: Path, name: str, limit: int) -> tuple[io.BufferedReader, _LimitedReader]:
     """The file's (decompressed) bytes; the caller's reader owns and closes the handle."""
     if name.lower().endswith(".gz"):
         raw: io.BufferedIOBase = gzip.GzipFile(path, "rb")
     else:
         raw = io.FileIO(path, "rb")  # type: ignore[assignment]
-    return io.BufferedReader(_LimitedReader(raw, limit), buffer_size=1 << 20)
+    limited = _LimitedReader(raw, limit)
+    return io.BufferedReader(limited, buffer_size=1 << 20), limited
+
+
+def _header_cells(path: Path, name: str, limit: int) -> list[str] | None:
+    """The header row's cells exactly as written (pandas renames a repeated name ``x.1``),
+    or None when they cannot be told apart from the first few MiB of text."""
+    handle, _ = _open_bytes(path, name, limit)
+    try:
+        with io.TextIOWrapper(handle, encoding="utf-8-sig", newline="") as text:
+            head = text.read(HEADER_TEXT_LIMIT)
+        rows = csv.reader(io.StringIO(head), skipinitialspace=True)
+        cells = next(rows, None)
+        if cells is None or (len(head) == HEADER_TEXT_LIMIT and next(rows, None) is None):
+            return None
+        return cells
+    except (ValueError, OSError, EOFError, zlib.error, csv.Error):
+        return None
+    finally:
+        handle.close()
+
+
+def header_problem(names: list[str], nul: bool) -> str | None:
+    """A header no feed can read: a NUL byte in a name, or a name given twice (compared
+    trimmed and case-folded, SPEC §2)."""
+    for name in names if nul else ():
+        if NUL_STANDIN in name:
+            return f"column {shown(name.replace(NUL_STANDIN, chr(0)))} has a NUL byte in its name"
+    seen: set[str] = set()
+    repeated: dict[str, str] = {}  # folded name -> its second spelling
+    for name in names:
+        folded = name.casefold()
+        if folded in seen:
+            repeated.setdefault(folded, name)
+        seen.add(folded)
+    if not repeated:
+        return None
+    names = name_list(list(repeated.values()))
+    verb = "columns {} appear" if len(repeated) > 1 else "column {} appears"
+    return (
+        f"{verb.format(names)} more than once in the header (names are compared trimmed and"
+        " ignoring case)"
+    )
 
 
 def _reason(exc: BaseException) -> str:
@@ -87,6 +141,12 @@ class CsvStream:
     original_header: list[str]
     _chunks: Iterator[pd.DataFrame]
     _handle: io.BufferedReader
+    _reader: _LimitedReader
+
+    @property
+    def saw_nul(self) -> bool:
+        """Whether a NUL byte was read so far (cells holding :data:`NUL_STANDIN`)."""
+        return self._reader.nul_seen
 
     def keep_original_names(self, known: set[str]) -> None:
         """Give columns that are not ``known`` (already lower-case) their original, trimmed
@@ -114,7 +174,7 @@ def open_csv(path: Path, name: str, max_bytes: int, chunk_rows: int) -> CsvStrea
 
     Blank cells become missing values; leading blanks in a cell are dropped.
     """
-    handle = _open_bytes(path, name, max_bytes)
+    handle, limited = _open_bytes(path, name, max_bytes)
     try:
         reader = pd.read_csv(
             handle,
@@ -135,8 +195,18 @@ def open_csv(path: Path, name: str, max_bytes: int, chunk_rows: int) -> CsvStrea
     except Exception as exc:
         handle.close()
         raise FileFormatError(_reason(exc)) from exc
-    original = [str(c).strip() for c in first.columns]
-    header = [c.lower() for c in original]
+    parsed = [str(c).strip() for c in first.columns]
+    cells = _header_cells(path, name, max_bytes)
+    if cells is not None and len(cells) == len(parsed):  # pandas' name for a blank cell
+        parsed = [c.strip() or p for c, p in zip(cells, parsed, strict=True)]
+    problem = header_problem(parsed, limited.nul_seen)
+    if problem:
+        handle.close()
+        raise FileFormatError(problem)
     return CsvStream(
-        header=header, original_header=original, _chunks=chain([first], reader), _handle=handle
+        header=[c.lower() for c in parsed],
+        original_header=parsed,
+        _chunks=chain([first], reader),
+        _handle=handle,
+        _reader=limited,
     )

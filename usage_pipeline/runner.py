@@ -8,10 +8,8 @@ new versions are read, a batch of files is one run, a stretch of days is one run
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -23,6 +21,7 @@ from usage_pipeline.defs.drop_watch import DROP_WATCH_JOB
 from usage_pipeline.defs.ingestion import INBOX_FILE, INGEST_JOB, batch_run_config
 from usage_pipeline.defs.tags import AS_OF_TAG, range_tags
 from usage_pipeline.followups import rollup_ranges, snapshot_ranges
+from usage_pipeline.instance import open_instance  # noqa: F401  (the CLI's instance)
 from usage_pipeline.sensing import new_versions, plan_batches
 from usage_pipeline.sources import open_source
 from usage_pipeline.state import load_cli_cursor, save_cli_cursor
@@ -54,16 +53,6 @@ def _root_message(error: Any) -> str:
     while getattr(error, "cause", None) is not None:
         error = error.cause
     return str(error.message).strip().splitlines()[-1]
-
-
-def open_instance() -> dg.DagsterInstance:
-    """``$DAGSTER_HOME``, else the current folder when it holds a dagster.yaml (the repo root:
-    the same instance ``dagster dev`` uses there), else an ephemeral instance."""
-    if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
-    if Path("dagster.yaml").is_file():
-        return dg.DagsterInstance.from_config(str(Path.cwd()))
-    return dg.DagsterInstance.ephemeral()
 
 
 class PipelineRunner:

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 UTC = timezone.utc
+# What a timestamp cell must be, in every feed's "… is not …" row error.
+TIMESTAMP_KIND = "an ISO 8601 timestamp or epoch seconds"
 _EPOCH = re.compile(r"\d{1,11}(?:\.\d{1,9})?")
 _DATE = r"\d{4}-\d{2}-\d{2}|\d{8}"
 _TIME = r"\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d{1,9})?)?)?"

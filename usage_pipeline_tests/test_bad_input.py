@@ -199,7 +199,7 @@ def test_bad_files_are_rejected_and_good_files_still_load(
             64,
             "timestamp",
             "yesterday",
-            "timestamp 'yesterday' is not an ISO 8601 timestamp",
+            "timestamp 'yesterday' is not an ISO 8601 timestamp or epoch seconds",
         ),
         ("user_activity/too_many_bad_rows.csv", 9, "count", "-1", "count '-1' is negative"),
         (

@@ -39,7 +39,8 @@ def test_check_reports_row_errors_without_writing(project: Path) -> None:
     ]
     assert rejected.exit_code == 1
     assert rejected.output.splitlines()[-2:] == [
-        "  row 2, column timestamp: timestamp '20/11/2026' is not an ISO 8601 timestamp",
+        "  row 2, column timestamp: timestamp '20/11/2026' is not an ISO 8601 timestamp or epoch"
+        " seconds",
         "REJECTED: the file would be rejected: 1 of 1 rows are invalid, more than the"
         " max_reject_ratio of 0.05 (first: row 2, column count: count 'N/A' is not a number).",
     ]

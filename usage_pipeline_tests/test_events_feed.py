@@ -14,10 +14,10 @@ import sqlalchemy as sa
 
 from usage_pipeline.config import EventsConfig, PipelineConfig, parse_config
 from usage_pipeline.demo_data import kissmetrics
-from usage_pipeline.feeds.events import parse_instants
 from usage_pipeline.ingest import ingest_file
 from usage_pipeline.sources import open_source
 from usage_pipeline.throttle import kept_instants
+from usage_pipeline.timestamps import parse_instants
 from usage_pipeline.warehouse.engine import get_engine, read_connection
 from usage_pipeline.warehouse.tables import events
 from usage_pipeline_tests.helpers import drop, invoke, rows, run
@@ -178,7 +178,7 @@ def test_timestamp_forms_name_instants() -> None:
         "2025-11-20T13:00:00+01:00": "2025-11-20T12:00:00+00:00",
         "2025-11-20 12:00:00Z": "2025-11-20T12:00:00+00:00",
         "2025-11-20T13:00:00": "2025-11-20T12:00:00+00:00",  # naive: instance zone
-        "2026-03-29T02:30:00": "2026-03-29T01:00:00+00:00",  # DST gap: first instant after
+        "2026-03-29T02:30:00": "2026-03-29T01:30:00+00:00",  # DST gap: forward by the gap
         "2026-10-25T02:30:00": "2026-10-25T00:30:00+00:00",  # DST repeat: first occurrence
         "2025-11-20": "2025-11-19T23:00:00+00:00",  # a date: local midnight
     }

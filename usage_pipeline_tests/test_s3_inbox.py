@@ -184,8 +184,8 @@ def test_s3_key_with_dot_dot_is_rejected_and_never_quarantined(
     ]
     assert rows(sqlite_url, "ingested_files", columns="error") == [
         (
-            "File user_activity/../escape.csv is rejected: its key contains '..', '.', a backslash"
-            " or control characters and is refused.",
+            "File user_activity/../escape.csv is rejected: its key has a '..' or '.' segment, which"
+            " could lead outside the inbox.",
         )
     ]
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]

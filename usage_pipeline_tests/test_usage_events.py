@@ -21,7 +21,8 @@ from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.billing import BILLING_JOB, HOLD_CHECK
 from usage_pipeline.defs.tags import AS_OF_TAG
 from usage_pipeline.feeds import FEEDS
-from usage_pipeline.feeds.usage_events import SeenRefs, parse_instants
+from usage_pipeline.feeds.usage_events import SeenRefs
+from usage_pipeline.timestamps import parse_instants
 from usage_pipeline.warehouse.engine import get_engine, read_connection
 from usage_pipeline.warehouse.tables import usage_events
 from usage_pipeline_tests.helpers import drop, rows, run
@@ -521,7 +522,7 @@ def test_timestamp_parsing_rules() -> None:
     cells = pd.Series(
         [
             "2026-11-01T01:30:00",  # repeated at the DST change: the earlier (EDT) reading
-            "2026-03-08T02:30:00",  # skipped by the DST change: read with the EST offset
+            "2026-03-08T02:30:00",  # skipped by the DST change: forward by the gap (03:30 EDT)
             "2026-11-20",  # a date: midnight in New York
             "1795168800",
             "2026-11-20T10:00:00+01:00",

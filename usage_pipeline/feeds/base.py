@@ -9,11 +9,14 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from usage_pipeline.config import PipelineConfig
+from usage_pipeline.reading import NUL_STANDIN
 from usage_pipeline.warehouse.tables import ingested_files
+from usage_pipeline.wording import name_list, shown
 
 if TYPE_CHECKING:
     import pandera.pandas as pa
@@ -130,18 +133,18 @@ class Feed(ABC):
         """A sentence describing what is wrong with the (normalised) header, or None."""
         required, optional = self.columns(context.config, context.import_name)
         allowed = set(required) | set(optional)
-        duplicates = sorted({c for c in header if header.count(c) > 1})
-        if duplicates:
-            return f"column {duplicates[0]!r} appears more than once in the header"
         missing = [c for c in required if c not in header]
         if missing:
-            return f"required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing"
+            plural = "s" if len(missing) > 1 else ""
+            return f"required column{plural} {name_list(missing, quoted=False)} missing"
         unknown = [c for c in header if c not in allowed]
         if unknown and not self.extra_columns_allowed:
             template = self.template(context.config, context.import_name)
-            names = ", ".join(map(repr, unknown))
             plural = "s" if len(unknown) > 1 else ""
-            return f"unknown column{plural} {names} (the {self.name} template is: {template})"
+            return (
+                f"unknown column{plural} {name_list(unknown)} (the {self.name} template is:"
+                f" {template})"
+            )
         return None
 
     def prepare(self, conn: sa.Connection | None, context: FileContext) -> FileContext:
@@ -229,11 +232,11 @@ def validate(
             message = (
                 f"{column} is missing"
                 if value is None
-                else f"{column} {value!r} is not {kinds.get(column, 'valid')}"
+                else f"{column} {shown(value)} is not {kinds.get(column, 'valid')}"
             )
             tally[f"{column}: {'missing' if value is None else 'unparseable'}"] += 1
         else:
-            message = f"{column} {value!r} {check}"
+            message = f"{column} {shown(value)} {check}"
             tally[f"{column}: {check}"] += 1
         errors.append((int(row), column, value, message))
     frame = pd.DataFrame(errors, columns=ERROR_COLUMNS)
@@ -244,3 +247,19 @@ def validate(
     )
     valid = ~parsed.index.isin(frame["row_number"].unique())
     return pd.Series(valid, index=parsed.index), frame, tally
+
+
+def split_nul_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows without a NUL byte, one error per cell holding one): such a row is rejected,
+    never stored cut short; the error's value shows the byte as ``\\x00``."""
+    errors = []
+    bad = np.zeros(len(raw), dtype=bool)
+    for column in raw.columns:
+        hit = raw[column].str.contains(NUL_STANDIN, regex=False, na=False).to_numpy(dtype=bool)
+        if hit.any():
+            bad |= hit
+            for row, value in raw[column][hit].items():
+                shown_value = str(value).replace(NUL_STANDIN, "\\x00")
+                errors.append((int(row), column, shown_value, f"{column} has a NUL byte"))
+    frame = pd.DataFrame(errors, columns=ERROR_COLUMNS).sort_values(["row_number", "column_name"])
+    return raw[~bad], frame.reset_index(drop=True)

@@ -12,12 +12,10 @@ events in the public ``events`` table:
 - the throttle (``events.throttle``) keeps, per identity and event name, the first event
   and then each one at least the window after the previous kept one (:mod:`throttle`).
 
-Timestamps: ISO 8601 with an offset (or ``Z``), naive ISO 8601 read in the instance zone
-(a time that occurs twice at a DST change is its first occurrence, one that does not exist
-is the first instant after the gap), or Unix epoch seconds (digits with an optional
-fraction, as Kissmetrics exports them). Precision is the microsecond. Accepted from
-midnight of ``events.floor_date`` (instance zone; never before the first daily partition,
-2009-01-01) to one day after the run's as-of time.
+Timestamps follow the one rule of :mod:`usage_pipeline.timestamps` (ISO 8601 with an offset,
+naive ISO 8601 in the instance zone, or epoch seconds as Kissmetrics exports them), accepted
+from midnight of ``events.floor_date`` (instance zone; never before the first daily
+partition, 2009-01-01) to one day after the run's as-of time.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -38,6 +35,7 @@ import sqlalchemy as sa
 from usage_pipeline.days import FIRST_DAY, iso_days
 from usage_pipeline.feeds.base import ChunkResult, Feed, FeedChange, FileContext, validate
 from usage_pipeline.throttle import kept_instants
+from usage_pipeline.timestamps import TIMESTAMP_KIND, parse_instants, storage_text
 from usage_pipeline.warehouse.bulk import bulk_insert
 from usage_pipeline.warehouse.tables import event_candidates, events
 
@@ -53,66 +51,6 @@ PAIR_BATCH = 400
 # Serialises the apply step of concurrent events files on PostgreSQL (READ COMMITTED): each
 # recomputation then sees every candidate committed before it.
 ADVISORY_LOCK = 0x45564E54  # "EVNT"
-
-_EPOCH = r"[+-]?\d+(?:\.\d+)?"
-# ISO 8601 forms, classified before parsing (pandas would read a naive string as UTC when
-# another string of the same batch has an offset). Anything else is not a timestamp.
-_DATE = r"(?:\d{4}-\d{2}-\d{2}|\d{8})"
-_TIME = r"\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d+)?)?)?"
-_NAIVE = rf"{_DATE}(?:[T ]{_TIME})?"
-_WITH_OFFSET = rf"{_DATE}[T ]{_TIME}\s*(?:[zZ]|[+-]\d{{2}}(?::?\d{{2}})?)"
-_EPOCH_LIMIT = 9e9  # seconds; beyond this (year 2255) is far outside any accepted range
-
-
-def parse_instants(values: pd.Series, tz: ZoneInfo) -> pd.Series:
-    """Timestamp strings -> UTC instants (``datetime64[ns, UTC]``, NaT when invalid).
-
-    Each distinct string is parsed once (exports repeat timestamps a lot).
-    """
-    codes, uniques = pd.factorize(values)
-    parsed = _parse_unique_instants(pd.Series(uniques, dtype=object), tz)
-    parsed = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")  # naive UTC
-    result = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
-    present = codes >= 0
-    result[present] = parsed[codes[present]]
-    return pd.Series(result, index=values.index).dt.tz_localize(UTC)
-
-
-def _parse_unique_instants(values: pd.Series, tz: ZoneInfo) -> pd.Series:
-    text = values.astype("string").str.strip()
-    result = pd.Series(pd.NaT, index=values.index, dtype=UTC_DTYPE)
-    epoch = text.str.fullmatch(_EPOCH, na=False)
-    if epoch.any():
-        seconds = pd.to_numeric(text[epoch], errors="coerce")
-        seconds = seconds.clip(-_EPOCH_LIMIT, _EPOCH_LIMIT)
-        result[epoch] = pd.to_datetime(seconds, unit="s", utc=True).dt.round("us")
-    with_offset = ~epoch & text.str.fullmatch(_WITH_OFFSET, na=False)
-    if with_offset.any():
-        parsed = pd.to_datetime(text[with_offset], format="ISO8601", utc=True, errors="coerce")
-        result[with_offset] = parsed.dt.floor("us")
-    naive = ~epoch & ~with_offset & text.str.fullmatch(_NAIVE, na=False)
-    if naive.any():
-        parsed = pd.to_datetime(text[naive], format="ISO8601", errors="coerce")
-        local = parsed.dt.tz_localize(
-            tz, ambiguous=np.ones(len(parsed), dtype=bool), nonexistent="shift_forward"
-        )
-        result[naive] = local.dt.tz_convert(UTC).dt.floor("us")
-    return result
-
-
-def _stamp_strings(instants: pd.Series, dialect: str | None) -> np.ndarray:
-    """``occurred_at`` as the bulk loader writes it: SQLAlchemy's own SQLite text (naive UTC,
-    microseconds) on SQLite, with an explicit ``+00:00`` for PostgreSQL's COPY."""
-    if not len(instants):
-        return np.array([], dtype=object)
-    as_text = np.datetime_as_string(
-        instants.dt.tz_convert(UTC).dt.tz_localize(None).to_numpy(dtype="datetime64[us]"),
-        unit="us",
-    )
-    text = np.char.replace(as_text, "T", " ")
-    if dialect == "postgresql":
-        text = np.char.add(text, "+00:00")
-    return text.astype(object)
 
 
 @lru_cache(maxsize=32)
@@ -150,7 +88,7 @@ def events_schema(earliest: pd.Timestamp, latest: pd.Timestamp, floor: date) -> 
 class EventsFileSettings:
     """What :meth:`EventsFeed.prepare` fixes for one file (``FileContext.lookup``)."""
 
-    dialect: str | None  # how occurred_at is written (_stamp_strings); None for a dry run
+    dialect: str | None  # how occurred_at is written (storage_text); None for a dry run
     floor: date
     earliest: pd.Timestamp  # midnight of the floor date, instance zone, as UTC
     latest: pd.Timestamp  # the run's as-of time + 1 day, UTC
@@ -278,7 +216,7 @@ class EventsFeed(Feed):
     extra_columns_allowed = True
     target = event_candidates
     day_column = "day"
-    kinds = {"timestamp": "an ISO 8601 timestamp or epoch seconds"}
+    kinds = {"timestamp": TIMESTAMP_KIND}
 
     def prepare(self, conn: sa.Connection | None, context: FileContext) -> FileContext:
         return dataclasses.replace(context, lookup=_settings(conn, context))
@@ -307,7 +245,7 @@ class EventsFeed(Feed):
                 "row_number": good.index.to_numpy(dtype="int64"),
                 "identity": good["identity"].to_numpy(),
                 "event": good["event"].to_numpy(),
-                "occurred_at": _stamp_strings(instants, settings.dialect),
+                "occurred_at": storage_text(instants, settings.dialect),
                 "day": iso_days(local_days) if len(good) else np.array([], dtype=object),
                 "properties": _properties(raw[mask], sorted(properties)),
             }

@@ -49,7 +49,7 @@ from usage_pipeline.feeds.base import (
 )
 from usage_pipeline.matching import AccountDirectory, load_directory
 from usage_pipeline.periods import auto_period_start, period_starts
-from usage_pipeline.timestamps import parse_days
+from usage_pipeline.timestamps import TIMESTAMP_KIND, parse_days
 from usage_pipeline.warehouse.tables import (
     product_dimensions,
     product_usage,
@@ -288,7 +288,7 @@ class ProductUsageFeed(Feed):
         )
         kinds = {identifier: f"a {imp.identifier_kind}"}
         if date_column:
-            kinds[date_column] = "a YYYY-MM-DD date (or an ISO 8601 timestamp)"
+            kinds[date_column] = f"a YYYY-MM-DD date or {TIMESTAMP_KIND}"
         _valid, errors, failures = validate(parsed, raw, schema, kinds)
 
         # rows that can be placed: identifier present and a valid date (or none needed)

@@ -20,7 +20,7 @@ import io
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -41,6 +41,7 @@ from usage_pipeline.feeds.base import (
     FileContext,
     validate,
 )
+from usage_pipeline.timestamps import TIMESTAMP_KIND, parse_instants, storage_text
 from usage_pipeline.warehouse.tables import (
     ingested_files,
     usage_event_meters,
@@ -59,78 +60,6 @@ FUTURE_LIMIT = timedelta(days=1)
 CLOSED_PERIOD_CHECK = "closed_period_events"
 FINAL_PERIOD_FAILURE = "timestamp: in final billing period "  # + YYYY-MM (failure tally key)
 REPEAT_FAILURE = "event_ref: repeated in the file"
-
-_EPOCH = r"\d{1,10}(?:\.\d{1,9})?"  # seconds since 1970 (10 digits reach the year 2286)
-# An offset (or Z) after a time of day; a bare date like 2026-11-20 has none.
-_OFFSET = r"[T ].*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
-
-
-# --- timestamps --------------------------------------------------------------------------
-
-
-def parse_instants(values: pd.Series, tz: ZoneInfo) -> pd.Series:
-    """Parse timestamp cells to UTC instants (``datetime64[ns, UTC]``, NaT when invalid).
-
-    Accepted: ISO 8601 with an offset or ``Z``; ISO 8601 without one, read as wall-clock time
-    in ``tz`` (a time repeated or skipped by a DST change resolves like Python's ``fold=0``:
-    the earlier reading); epoch seconds (digits, optional decimals). Each distinct string is
-    parsed once.
-    """
-    codes, uniques = pd.factorize(values)
-    parsed = _parse_unique_instants(pd.Series(uniques, dtype=object), tz).to_numpy()
-    result = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
-    present = codes >= 0
-    result[present] = parsed[codes[present]]
-    return pd.Series(result, index=values.index).dt.tz_localize("UTC")
-
-
-def _parse_unique_instants(values: pd.Series, tz: ZoneInfo) -> pd.Series:
-    """Naive UTC ``datetime64[ns]`` per value."""
-    text = values.astype("string").str.strip()
-    result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
-    epoch = text.str.fullmatch(_EPOCH, na=False)
-    if epoch.any():
-        whole, _, fraction = (
-            text[epoch].astype(str).str.partition(".").iloc[:, i] for i in range(3)
-        )
-        nanos = fraction.str.ljust(9, "0").astype("int64")
-        result[epoch] = pd.to_datetime(whole.astype("int64"), unit="s") + pd.to_timedelta(
-            nanos, unit="ns"
-        )
-    with_offset = ~epoch & text.str.contains(_OFFSET, regex=True, na=False)
-    if with_offset.any():
-        parsed = pd.to_datetime(text[with_offset], format="ISO8601", utc=True, errors="coerce")
-        result[with_offset] = parsed.dt.tz_localize(None)
-    naive = ~epoch & ~with_offset & text.notna()
-    if naive.any():
-        local = pd.to_datetime(text[naive], format="ISO8601", errors="coerce")
-        result[naive] = _localise(local, tz)
-    return result
-
-
-def _localise(local: pd.Series, tz: ZoneInfo) -> pd.Series:
-    """Wall-clock times in ``tz`` -> naive UTC; DST-ambiguous or skipped times go through
-    Python's zoneinfo (``fold=0``)."""
-    aware = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-    result = aware.dt.tz_convert("UTC").dt.tz_localize(None).copy()
-    odd = aware.isna() & local.notna()
-    for index in odd[odd].index:
-        wall = local[index]
-        moment = wall.to_pydatetime().replace(tzinfo=tz).astimezone(timezone.utc)
-        result.loc[index] = pd.Timestamp(moment.replace(tzinfo=None)) + pd.Timedelta(
-            wall.nanosecond, unit="ns"
-        )
-    return result
-
-
-def _storage_text(instants: pd.Series, dialect: str) -> np.ndarray:
-    """UTC instants as text for the staging COPY/INSERT: SQLAlchemy's naive-UTC format on
-    SQLite, ISO 8601 with ``+00:00`` on PostgreSQL (timestamptz)."""
-    micros = instants.dt.tz_localize(None).to_numpy().astype("datetime64[us]")
-    text = pd.Series(np.datetime_as_string(micros, unit="us"), dtype=object)
-    if dialect == "postgresql":
-        return (text + "+00:00").to_numpy(dtype=object)
-    return text.str.replace("T", " ", regex=False).to_numpy(dtype=object)
 
 
 # --- within-file event_ref repeats ---------------------------------------------------------
@@ -332,7 +261,7 @@ class UsageEventsFeed(Feed):
         "customer_ref": "a non-blank value",
         "event_ref": "a non-blank value",
         "event": "a non-blank value",
-        "timestamp": "an ISO 8601 timestamp or epoch seconds",
+        "timestamp": TIMESTAMP_KIND,
     }
     check_names = (CLOSED_PERIOD_CHECK,)
 
@@ -540,7 +469,7 @@ class UsageEventsFeed(Feed):
                 .where(parsed["subscription_ref"].notna(), None)
                 .to_numpy(dtype=object),
                 "event": parsed["event"].to_numpy(dtype=object),
-                "occurred_at": _storage_text(instants, dialect),
+                "occurred_at": storage_text(instants, dialect),
                 "day": iso_days(local.dt.tz_localize(None).dt.normalize()),
                 "billing_period": _periods(local).to_numpy(dtype=object),
                 "properties": _json_objects(properties, count),

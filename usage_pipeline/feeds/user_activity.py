@@ -11,7 +11,7 @@ import pandas as pd
 
 from usage_pipeline.days import FIRST_DAY, iso_days, parse_dates
 from usage_pipeline.feeds.base import ChunkResult, Feed, FileContext, validate
-from usage_pipeline.timestamps import parse_days
+from usage_pipeline.timestamps import TIMESTAMP_KIND, parse_days
 from usage_pipeline.warehouse.tables import user_activity_contributions
 
 if TYPE_CHECKING:  # pandera is imported where a schema is built: a run with
@@ -68,7 +68,7 @@ class UserActivityFeed(Feed):
     kinds = {
         "count": "a number",
         "date": "a YYYY-MM-DD date",
-        "timestamp": "an ISO 8601 timestamp",
+        "timestamp": TIMESTAMP_KIND,
     }
 
     def process_chunk(self, raw: pd.DataFrame, context: FileContext) -> ChunkResult:

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+
+from usage_pipeline.sources.keys import escape_key, key_problem, unescape_key
 
 IN_FLIGHT_SUFFIXES = (".tmp", ".part")
 IN_FLIGHT_MARKERS = ("_COPYING_",)
@@ -19,20 +21,23 @@ class SourceUnavailableError(RuntimeError):
 
 
 class UnsafeKeyError(ValueError):
-    """A key that could escape the inbox (absolute, ``..``, control characters)."""
+    """A key that cannot be used safely (see :func:`~usage_pipeline.sources.keys.key_problem`)."""
 
 
 @dataclass(frozen=True)
 class SourceObject:
     """One object in the inbox, addressed by its key relative to the inbox root."""
 
-    key: str
+    key: str  # as text (:func:`~usage_pipeline.sources.keys.escape_key`)
     size: int
     last_modified: datetime
     # When the object last changed in the inbox (a moved-in file keeps an old mtime but gets a
     # new ctime) and an opaque version token (S3 ETag): what the sensor compares.
     changed_at: datetime | None = None
     version: str = ""
+    # Why the object must not be read (an unsafe key, a link leading outside the inbox), as a
+    # clause; such an object is recorded as rejected without its bytes being read.
+    problem: str | None = None
 
     @property
     def signature(self) -> tuple[str, int, str]:
@@ -51,12 +56,10 @@ class SourceObject:
 
 
 def check_key(key: str) -> str:
-    """Return ``key`` if it is a safe relative POSIX key, else raise :class:`UnsafeKeyError`."""
-    if not key or key.startswith("/") or "\\" in key or any(ord(c) < 32 for c in key):
-        raise UnsafeKeyError(f"Key {key!r} is not a safe relative path.")
-    parts = PurePosixPath(key).parts
-    if any(part in ("..", ".") for part in key.split("/")) or not parts:
-        raise UnsafeKeyError(f"Key {key!r} contains '..' or '.' segments.")
+    """Return ``key`` (an escaped key) if it is safe to use, else raise :class:`UnsafeKeyError`."""
+    problem = key_problem(unescape_key(key))
+    if problem:
+        raise UnsafeKeyError(f"Key {escape_key(key)} cannot be used: {problem}.")
     return key
 
 

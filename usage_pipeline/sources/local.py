@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat as stat_mode
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -13,41 +14,73 @@ from usage_pipeline.sources.base import (
     FileSource,
     SourceObject,
     SourceUnavailableError,
+    UnsafeKeyError,
     check_key,
     is_ignored,
 )
+from usage_pipeline.sources.keys import escape_key, key_problem, leaves_inbox, unescape_key
+
+LINK_OUTSIDE = "it is a link leading outside the inbox and is not followed"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class LocalFolderSource(FileSource):
-    """Files under a folder; quarantine is ``<inbox>/../quarantine/``."""
+    """Files under a folder; quarantine is ``<inbox>/../quarantine/``. Links to files are
+    followed while they stay inside the inbox; links to folders are not listed."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.uri = str(self.root)
         self.quarantine_root = self.root.resolve().parent / "quarantine"
 
+    def _inside(self, path: Path) -> bool:
+        """Whether ``path``, every link resolved, is inside the inbox."""
+        root = os.path.realpath(self.root)
+        return os.path.realpath(path).startswith(root.rstrip(os.sep) + os.sep)
+
     def _path(self, key: str) -> Path:
-        return self.root / check_key(key)
+        """The file of a safe key, refusing one that leads outside the inbox."""
+        path = self.root / unescape_key(check_key(key))
+        if not self._inside(path):
+            raise UnsafeKeyError(f"Key {key} cannot be used: {LINK_OUTSIDE}.")
+        return path
 
     def list_objects(self) -> Iterator[SourceObject]:
+        """Every file, by escaped key; a name that cannot be used safely is listed with its
+        ``problem`` (it is recorded as rejected) instead of stopping the listing."""
         if not self.root.is_dir():
             raise SourceUnavailableError(f"The inbox folder {self.root} does not exist.")
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
             for filename in sorted(filenames):
-                path = Path(dirpath) / filename
-                key = path.relative_to(self.root).as_posix()
-                if is_ignored(key) or not path.is_file():
+                key = escape_key((Path(dirpath) / filename).relative_to(self.root).as_posix())
+                if is_ignored(key):
                     continue
                 obj = self.stat(key)
                 if obj is not None:
                     yield obj
 
     def stat(self, key: str) -> SourceObject | None:
+        raw = unescape_key(key)
+        problem = key_problem(raw)
+        if problem and leaves_inbox(raw):  # not even the metadata of a path outside
+            return SourceObject(key=key, size=0, last_modified=_now(), problem=problem)
+        path = self.root / raw
         try:
-            info = self._path(key).stat()
+            if self._inside(path):
+                info = path.stat()
+                if not stat_mode.S_ISREG(info.st_mode):
+                    return None  # a folder, a pipe, a socket: not a file drop
+            else:
+                info, problem = path.lstat(), problem or LINK_OUTSIDE
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            reason = f"it cannot be read ({exc.strerror or type(exc).__name__})"
+            return SourceObject(key=key, size=0, last_modified=_now(), problem=problem or reason)
         modified = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc)
         changed = datetime.fromtimestamp(max(info.st_mtime, info.st_ctime), tz=timezone.utc)
         return SourceObject(
@@ -56,6 +89,7 @@ class LocalFolderSource(FileSource):
             last_modified=modified,
             changed_at=changed,
             version=f"{info.st_ino}:{info.st_mtime_ns}",
+            problem=problem,
         )
 
     @contextmanager

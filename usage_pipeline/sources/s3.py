@@ -19,8 +19,15 @@ from usage_pipeline.sources.base import (
     check_key,
     is_ignored,
 )
+from usage_pipeline.sources.keys import escape_key, key_problem, unescape_key
 
 QUARANTINE_FOLDER = "quarantine/"
+GONE = ("404", "NoSuchKey", "NotFound")
+DENIED = ("403", "AccessDenied", "Forbidden")
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -45,11 +52,13 @@ class S3Source(FileSource):
         self.quarantine_prefix = f"{parent}/{QUARANTINE_FOLDER}" if parent else QUARANTINE_FOLDER
 
     def _object(self, key: str, size: int, modified: Any, etag: str) -> SourceObject:
+        """``key`` is the escaped key; an unsafe one carries its problem."""
         return SourceObject(
             version=etag.strip('"'),
             key=key,
             size=int(size),
             last_modified=modified.astimezone(timezone.utc),
+            problem=key_problem(unescape_key(key)),
         )
 
     def list_objects(self) -> Iterator[SourceObject]:
@@ -65,23 +74,33 @@ class S3Source(FileSource):
                     continue
                 if not self.prefix and key.startswith(QUARANTINE_FOLDER):
                     continue
-                yield self._object(key, item["Size"], item["LastModified"], item.get("ETag", ""))
+                modified, etag = item["LastModified"], item.get("ETag", "")
+                yield self._object(escape_key(key), item["Size"], modified, etag)
 
     def stat(self, key: str) -> SourceObject | None:
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+            head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + unescape_key(key))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _code(exc) in GONE:
                 return None
             raise
         return self._object(key, head["ContentLength"], head["LastModified"], head.get("ETag", ""))
 
     @contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
+        """The object's bytes in a temporary file. An object deleted since it was listed
+        raises FileNotFoundError, one the credentials may not read PermissionError."""
         with tempfile.TemporaryDirectory(prefix="usage_pipeline_s3_") as folder:
             path = Path(folder) / "object"
-            with path.open("wb") as handle:
-                self.client.download_fileobj(self.bucket, self.prefix + key, handle)
+            try:
+                with path.open("wb") as handle:
+                    self.client.download_fileobj(self.bucket, self.prefix + check_key(key), handle)
+            except ClientError as exc:
+                if _code(exc) in GONE:
+                    raise FileNotFoundError(f"s3://{self.bucket}/{self.prefix}{key}") from exc
+                if _code(exc) in DENIED:
+                    raise PermissionError(13, "Access Denied", key) from exc
+                raise
             yield path
 
     def write_quarantine(self, key: str, files: dict[str, Path]) -> str:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from usage_pipeline.warehouse.tables import metadata
+from usage_pipeline.wording import name_list
 
 _ENGINES: dict[tuple[str, int], sa.Engine] = {}
 READ_ONLY = "usage_pipeline_read_only"
@@ -21,12 +25,44 @@ class WarehouseError(RuntimeError):
     """The warehouse cannot be reached or prepared."""
 
 
+SUPPORTED = ("sqlite", "postgresql")
+
+
 def normalise_url(url: str) -> str:
     """Accept ``postgresql://`` / ``postgres://`` and use the psycopg 3 driver."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def parse_url(url: str) -> URL:
+    """The warehouse URL, or a :class:`WarehouseError` sentence when it is not one this
+    project can use (only SQLite and PostgreSQL are)."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except sa.exc.ArgumentError as exc:
+        raise WarehouseError(
+            f"The warehouse URL {url!r} is not a database URL (expected sqlite:///PATH or"
+            " postgresql://USER@HOST/DATABASE)."
+        ) from exc
+    if parsed.get_backend_name() not in SUPPORTED:
+        raise WarehouseError(
+            f"The warehouse URL {parsed!r} is not supported: use sqlite:///PATH or"
+            " postgresql://USER@HOST/DATABASE."
+        )
+    return parsed
+
+
+def _create_engine(url: URL | str, **kwargs: Any) -> sa.Engine:
+    try:
+        return sa.create_engine(url, **kwargs)
+    except (ImportError, sa.exc.ArgumentError) as exc:
+        raise WarehouseError(f"The warehouse {url!r} cannot be opened: {exc}.") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
 def is_postgres(engine: sa.Engine) -> bool:
@@ -57,22 +93,76 @@ def get_engine(url: str) -> sa.Engine:
     cache_key = (url, os.getpid())
     if cache_key in _ENGINES:
         return _ENGINES[cache_key]
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 120})
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise WarehouseError(
+                    f"Cannot open the warehouse {parsed!r}: {exc.strerror or exc}."
+                ) from exc
+        engine = _create_engine(url, connect_args={"timeout": 120})
         _configure_sqlite(engine)
     else:
-        engine = sa.create_engine(url, pool_pre_ping=True)
+        engine = _create_engine(url, pool_pre_ping=True)
     try:
         create_tables(engine)
     except sa.exc.SQLAlchemyError as exc:
         engine.dispose()
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise WarehouseError(f"Cannot open the warehouse {parsed!r}: {reason}.") from exc
+        raise WarehouseError(f"Cannot open the warehouse {parsed!r}: {_reason(exc)}.") from exc
     _ENGINES[cache_key] = engine
     return engine
+
+
+def open_existing(url: str) -> sa.Engine:
+    """A read-only engine on a warehouse that already holds the project's tables, for
+    ``status`` and ``check``: it creates no folder, file or table and writes nothing
+    (SQLite opened with ``mode=ro``, PostgreSQL sessions read-only). Otherwise a
+    :class:`WarehouseError` says what is missing."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        if not path or path == ":memory:" or not Path(path).is_file():
+            raise WarehouseError(
+                f"There is no warehouse at {parsed!r} (no such SQLite file): check the"
+                " warehouse URL, or run 'usage-pipeline run' to create it."
+            )
+        location = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+        engine = _create_engine(
+            "sqlite://",
+            creator=lambda: sqlite3.connect(location, uri=True, timeout=120),
+            poolclass=sa.pool.NullPool,
+        )
+    else:
+        engine = _create_engine(parsed, poolclass=sa.pool.NullPool)
+        sa.event.listen(engine, "connect", _read_only_session)
+    try:
+        with engine.connect() as conn:
+            existing = set(sa.inspect(conn).get_table_names())
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        raise WarehouseError(f"Cannot open the warehouse {parsed!r}: {_reason(exc)}.") from exc
+    missing = [name for name in metadata.tables if name not in existing]
+    if missing:
+        engine.dispose()
+        if len(missing) == len(metadata.tables):
+            raise WarehouseError(
+                f"The warehouse {parsed!r} holds none of the project's tables: check the"
+                " warehouse URL, or run 'usage-pipeline run' to create them."
+            )
+        raise WarehouseError(
+            f"The warehouse {parsed!r} lacks the project's tables {name_list(missing)}: run"
+            " 'usage-pipeline run' once to bring it up to date."
+        )
+    return engine
+
+
+def _read_only_session(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    cursor.close()
+    dbapi_connection.commit()
 
 
 @contextmanager
