@@ -372,6 +372,17 @@ def _parse_text(value: Any, key: str) -> str:
     return value.strip()
 
 
+def _parse_timezone(value: Any, key: str) -> str:
+    name = _parse_text(value, key)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"Config key '{key}' must be an IANA time zone name, got {name!r}."
+        ) from exc
+    return name
+
+
 def _parse_inbox(value: Any, key: str) -> str:
     inbox = _parse_text(value, key)
     if inbox.lower().startswith("s3:") and not re.fullmatch(
@@ -384,7 +395,7 @@ def _parse_inbox(value: Any, key: str) -> str:
 
 
 _FILE_KEYS: dict[str, tuple[str, Any]] = {
-    "timezone": ("timezone", _parse_text),
+    "timezone": ("timezone", _parse_timezone),
     "inbox": ("inbox", _parse_inbox),
     "warehouse": ("warehouse", _parse_text),
     "max_reject_ratio": ("max_reject_ratio", _parse_ratio),
@@ -410,12 +421,7 @@ _ENV_KEYS = {
 
 def _validated(config: PipelineConfig) -> PipelineConfig:
     _check_products_and_imports(config)
-    try:
-        ZoneInfo(config.timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(
-            f"Config key 'timezone' must be an IANA time zone name, got {config.timezone!r}."
-        ) from exc
+    _parse_timezone(config.timezone, "timezone")
     return config
 
 
