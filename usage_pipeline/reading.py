@@ -73,16 +73,20 @@ def _open_bytes(path: Path, name: str, limit: int) -> tuple[io.BufferedReader, _
 
 def _header_cells(path: Path, name: str, limit: int) -> list[str] | None:
     """The header row's cells exactly as written (pandas renames a repeated name ``x.1``),
-    or None when they cannot be told apart from the first few MiB of text."""
+    or None when the header row is longer than :data:`HEADER_TEXT_LIMIT` or unreadable."""
     handle, _ = _open_bytes(path, name, limit)
+    read = 0
+
+    def lines(text: io.TextIOWrapper) -> Iterator[str]:
+        nonlocal read
+        while read < HEADER_TEXT_LIMIT and (line := text.readline(HEADER_TEXT_LIMIT - read)):
+            read += len(line)
+            yield line
+
     try:
         with io.TextIOWrapper(handle, encoding="utf-8-sig", newline="") as text:
-            head = text.read(HEADER_TEXT_LIMIT)
-        rows = csv.reader(io.StringIO(head), skipinitialspace=True)
-        cells = next(rows, None)
-        if cells is None or (len(head) == HEADER_TEXT_LIMIT and next(rows, None) is None):
-            return None
-        return cells
+            cells = next(csv.reader(lines(text), skipinitialspace=True), None)
+        return None if read >= HEADER_TEXT_LIMIT else cells
     except (ValueError, OSError, EOFError, zlib.error, csv.Error):
         return None
     finally:
@@ -104,10 +108,10 @@ def header_problem(names: list[str], nul: bool) -> str | None:
         seen.add(folded)
     if not repeated:
         return None
-    names = name_list(list(repeated.values()))
+    listed = name_list(list(repeated.values()))
     verb = "columns {} appear" if len(repeated) > 1 else "column {} appears"
     return (
-        f"{verb.format(names)} more than once in the header (names are compared trimmed and"
+        f"{verb.format(listed)} more than once in the header (names are compared trimmed and"
         " ignoring case)"
     )
 

@@ -36,9 +36,9 @@ class LocalFolderSource(FileSource):
         self.uri = str(self.root)
         self.quarantine_root = self.root.resolve().parent / "quarantine"
 
-    def _inside(self, path: Path) -> bool:
-        """Whether ``path``, every link resolved, is inside the inbox."""
-        root = os.path.realpath(self.root)
+    def _inside(self, path: Path, root: str | None = None) -> bool:
+        """Whether ``path``, every link resolved, is inside the inbox (``root``: its real path)."""
+        root = root or os.path.realpath(self.root)
         return os.path.realpath(path).startswith(root.rstrip(os.sep) + os.sep)
 
     def _path(self, key: str) -> Path:
@@ -53,29 +53,37 @@ class LocalFolderSource(FileSource):
         ``problem`` (it is recorded as rejected) instead of stopping the listing."""
         if not self.root.is_dir():
             raise SourceUnavailableError(f"The inbox folder {self.root} does not exist.")
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        root = os.path.realpath(self.root)
+        for dirpath, dirnames, filenames in os.walk(self.root):  # never into a folder link
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
             for filename in sorted(filenames):
                 key = escape_key((Path(dirpath) / filename).relative_to(self.root).as_posix())
                 if is_ignored(key):
                     continue
-                obj = self.stat(key)
+                obj = self._stat(key, root)
                 if obj is not None:
                     yield obj
 
     def stat(self, key: str) -> SourceObject | None:
+        return self._stat(key, None)
+
+    def _stat(self, key: str, listed_under: str | None) -> SourceObject | None:
+        """``listed_under``: the inbox's real path when ``key`` comes from the listing, whose
+        folders are real folders, so only a link in the file itself must be resolved."""
         raw = unescape_key(key)
         problem = key_problem(raw)
         if problem and leaves_inbox(raw):  # not even the metadata of a path outside
             return SourceObject(key=key, size=0, last_modified=_now(), problem=problem)
         path = self.root / raw
         try:
-            if self._inside(path):
-                info = path.stat()
-                if not stat_mode.S_ISREG(info.st_mode):
-                    return None  # a folder, a pipe, a socket: not a file drop
-            else:
-                info, problem = path.lstat(), problem or LINK_OUTSIDE
+            info = path.lstat()
+            if listed_under is None or stat_mode.S_ISLNK(info.st_mode):
+                if not self._inside(path, listed_under):
+                    problem = problem or LINK_OUTSIDE  # its own metadata, not its target's
+                else:
+                    info = path.stat()  # a link that stays inside is followed
+            if not problem and not stat_mode.S_ISREG(info.st_mode):
+                return None  # a folder, a pipe, a socket, a dangling link: not a file drop
         except FileNotFoundError:
             return None
         except OSError as exc:
