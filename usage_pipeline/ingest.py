@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.days import drop_date
 from usage_pipeline.feeds import FEEDS, Feed, FeedCheck, FileContext
-from usage_pipeline.feeds.base import ChunkResult, split_nul_rows
+from usage_pipeline.feeds.base import process_chunk
 from usage_pipeline.reading import NUL_STANDIN, FileFormatError, is_supported, open_csv
 from usage_pipeline.refusals import UNREAD, record_refusal, unreadable_reason
 from usage_pipeline.rollups import mark_rollups
@@ -252,7 +252,7 @@ def scan_file(
         days: set[str] = set()
         for raw in stream.chunks():
             nul = stream.saw_nul
-            result = _process_chunk(feed, raw, context, nul)
+            result = process_chunk(feed, raw, context, nul)
             outcome.rows_total += len(raw)
             outcome.rows_loaded += result.loaded_rows
             outcome.rows_invalid += result.invalid_rows
@@ -284,26 +284,6 @@ def scan_file(
             f"{outcome.rows_invalid} of {outcome.rows_total} rows are invalid, more than the"
             f" max_reject_ratio of {config.max_reject_ratio:g} (first: {log.first})"
         )
-
-
-def _process_chunk(feed: Feed, raw: pd.DataFrame, context: FileContext, nul: bool) -> ChunkResult:
-    """``feed.process_chunk``, after the rows with a NUL byte in a cell (when the file has
-    one) are split off as row errors of every feed alike."""
-    if not nul:
-        return feed.process_chunk(raw, context)
-    clean, errors = split_nul_rows(raw)
-    if errors.empty:
-        return feed.process_chunk(raw, context)
-    refused = int(errors["row_number"].nunique())
-    result = feed.process_chunk(clean, context) if len(clean) else None
-    if result is None:
-        return ChunkResult(rows=pd.DataFrame(), errors=errors, loaded=0, invalid=refused)
-    result.loaded, result.invalid = result.loaded_rows, result.invalid_rows + refused
-    result.errors = pd.concat([result.errors, errors], ignore_index=True).sort_values(
-        ["row_number", "column_name"], ignore_index=True
-    )
-    result.failures.update(f"{column}: NUL byte" for column in errors["column_name"])
-    return result
 
 
 def _store_rejected_rows(conn: sa.Connection, file_id: int, log: ErrorLog, reloaded: bool) -> None:

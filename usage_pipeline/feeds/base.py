@@ -263,3 +263,23 @@ def split_nul_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                 errors.append((int(row), column, shown_value, f"{column} has a NUL byte"))
     frame = pd.DataFrame(errors, columns=ERROR_COLUMNS).sort_values(["row_number", "column_name"])
     return raw[~bad], frame.reset_index(drop=True)
+
+
+def process_chunk(feed: Feed, raw: pd.DataFrame, context: FileContext, nul: bool) -> ChunkResult:
+    """``feed.process_chunk``, after the rows with a NUL byte in a cell (``nul``: the file has
+    one) are split off as row errors, the same in every feed."""
+    if not nul:
+        return feed.process_chunk(raw, context)
+    clean, errors = split_nul_rows(raw)
+    if errors.empty:
+        return feed.process_chunk(raw, context)
+    refused = int(errors["row_number"].nunique())
+    result = feed.process_chunk(clean, context) if len(clean) else None
+    if result is None:
+        return ChunkResult(rows=pd.DataFrame(), errors=errors, loaded=0, invalid=refused)
+    result.loaded, result.invalid = result.loaded_rows, result.invalid_rows + refused
+    result.errors = pd.concat([result.errors, errors], ignore_index=True).sort_values(
+        ["row_number", "column_name"], ignore_index=True
+    )
+    result.failures.update(f"{column}: NUL byte" for column in errors["column_name"])
+    return result
