@@ -49,7 +49,7 @@ class _LimitedReader(io.RawIOBase):
         return len(data)
 
 
-def _open_bytes(path: Path, name: str, limit: int) -> io.BufferedReader:
+def open_bytes(path: Path, name: str, limit: int) -> io.BufferedReader:
     """The file's (decompressed) bytes; the caller's reader owns and closes the handle."""
     if name.lower().endswith(".gz"):
         raw: io.BufferedIOBase = gzip.GzipFile(path, "rb")
@@ -114,7 +114,7 @@ def open_csv(path: Path, name: str, max_bytes: int, chunk_rows: int) -> CsvStrea
 
     Blank cells become missing values; leading blanks in a cell are dropped.
     """
-    handle = _open_bytes(path, name, max_bytes)
+    handle = open_bytes(path, name, max_bytes)
     try:
         reader = pd.read_csv(
             handle,
@@ -135,6 +135,11 @@ def open_csv(path: Path, name: str, max_bytes: int, chunk_rows: int) -> CsvStrea
     except Exception as exc:
         handle.close()
         raise FileFormatError(_reason(exc)) from exc
+    if not isinstance(first.index, pd.RangeIndex):  # pandas took the first cells as an index
+        handle.close()
+        raise FileFormatError(
+            f"the file is not well-formed CSV (row {HEADER_ROW + 1} has more cells than the header)"
+        )
     original = [str(c).strip() for c in first.columns]
     header = [c.lower() for c in original]
     return CsvStream(
