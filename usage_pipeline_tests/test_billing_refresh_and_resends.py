@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
+import yaml
 
 from usage_pipeline.config import PipelineConfig, parse_config
 from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.run_end import END_OF_RUN_JOB
-from usage_pipeline_tests.helpers import drop, rows, run
+from usage_pipeline_tests.helpers import drop, invoke, rows, run
 
 AMS = ZoneInfo("Europe/Amsterdam")
 UTC = timezone.utc
@@ -207,4 +208,36 @@ def test_only_new_events_of_a_final_period_are_errors(
     assert rows(warehouse_url, "usage_events", columns="event_ref, file_id") == [
         ("e1", 1),
         ("e2", 1),
+    ]
+
+
+def test_check_of_a_resent_file_reports_only_new_events_of_final_periods(
+    tmp_path: Path, sqlite_url: str, instance
+) -> None:
+    inbox = tmp_path / "inbox"
+    config = settings(inbox, sqlite_url)
+    january = ["C1,S1,e1,2020-01-30T10:00:00,api_request,3"]  # final long ago (check: now)
+    put(inbox, "january.csv", january, datetime(2020, 1, 30, 23, tzinfo=AMS))
+    run(config, instance, as_of=datetime(2020, 1, 31, 1, 0, tzinfo=AMS))
+    config_file = tmp_path / "pipeline.yaml"
+    config_file.write_text(yaml.safe_dump(config.to_raw()), encoding="utf-8")
+    resent = drop(tmp_path, "resent.csv", january, header=HEADER)
+    late = drop(tmp_path, "late.csv", [*january, "C1,S1,e2,2020-01-29T10:00:00,api,1"], HEADER)
+
+    ok = invoke("check", str(resent), "--feed", "usage_events", "--config", str(config_file))
+    refused = invoke("check", str(late), "--feed", "usage_events", "--config", str(config_file))
+
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.splitlines() == [
+        f"File {resent} as feed usage_events:",
+        "  rows: 1 total, 1 valid, 0 invalid",
+        "  days: 2020-01-30",
+        "OK: the file would be loaded.",
+    ]
+    assert refused.exit_code == 1
+    assert refused.output.splitlines()[1:4] == [
+        "  rows: 2 total, 1 valid, 1 invalid",
+        "  days: 2020-01-30",
+        "  row 3, column timestamp: timestamp '2020-01-29T10:00:00' is in billing period"
+        " 2020-01, final since 2020-02-01T07:00:00Z: events of a final period are not accepted",
     ]
