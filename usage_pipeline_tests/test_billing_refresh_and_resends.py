@@ -9,7 +9,8 @@ is draft until 08:00 CET (07:00Z) and final from then on.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import os
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,7 @@ import yaml
 from usage_pipeline.config import PipelineConfig, parse_config
 from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.run_end import END_OF_RUN_JOB
+from usage_pipeline.demo_data import solvimon
 from usage_pipeline_tests.helpers import drop, invoke, rows, run
 
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -241,3 +243,39 @@ def test_check_of_a_resent_file_reports_only_new_events_of_final_periods(
         "  row 3, column timestamp: timestamp '2020-01-29T10:00:00' is in billing period"
         " 2020-01, final since 2020-02-01T07:00:00Z: events of a final period are not accepted",
     ]
+
+
+def test_the_demo_resend_crosses_a_final_period_and_adds_nothing(
+    inbox: Path, sqlite_url: str, instance
+) -> None:
+    tz = ZoneInfo("UTC")
+    config = parse_config(
+        {"inbox": str(inbox), "warehouse": sqlite_url, "usage_events": solvimon.CONFIG}
+    )
+    first = date(2026, 10, 26)  # the last night is 11-01: October is final by its run
+    drops = solvimon.drops(first, 7, tz)
+    resend = next(d for d in drops if "/resend/" in d.key)
+    assert resend.night == date(2026, 11, 1)
+    files: dict[str, dict] = {}
+    for index in range(7):  # each night's files, then the next morning's run
+        night = first + timedelta(days=index)
+        for item in (d for d in drops if d.night == night):
+            path = inbox / item.key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(item.content)
+            dropped = datetime.combine(night, time(23), tzinfo=tz).timestamp()
+            os.utime(path, (dropped, dropped))
+        morning = datetime.combine(night + timedelta(days=1), time(1, 30), tzinfo=tz)
+        report = run(config, instance, as_of=morning)
+        files.update({f["file"]: f for f in report.files if "status" in f})
+
+    assert [key for key, f in files.items() if f["status"] != "loaded"] == [
+        next(d.key for d in drops if d.key.endswith("_late.csv"))  # the strict rejection
+    ]
+    info = files[resend.key]
+    assert (info["status"], info["events_added"], info["duplicate_event_refs"]) == (
+        "loaded",
+        0,
+        solvimon.RESENT_ROWS,
+    )
+    assert periods(sqlite_url)[0][:2] == ("2026-10", "final")

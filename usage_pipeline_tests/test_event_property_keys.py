@@ -4,8 +4,10 @@ its stored keys lower-cased once when it is opened."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import json
+from datetime import date, datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
@@ -93,3 +95,29 @@ def test_an_older_warehouse_gets_its_keys_lower_cased(inbox: Path, warehouse_url
     assert rows(warehouse_url, "pipeline_state WHERE name = 'schema_version'", columns="value") == [
         (SCHEMA_VERSION,)
     ]
+
+
+def test_the_demo_export_and_live_tracking_share_their_keys(inbox: Path, sqlite_url: str) -> None:
+    from usage_pipeline.demo_data import kissmetrics
+
+    first = date(2026, 11, 14)
+    drops = kissmetrics.drops(first, 2, ZoneInfo("UTC"))
+    headers = {d.content.split(b"\n", 1)[0] for d in drops}
+    assert headers == {
+        b"identity,event,timestamp,Plan,Browser",
+        b"identity,event,timestamp,plan,browser",
+    }
+    for item in drops:
+        path = inbox / item.key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(item.content)
+    config = PipelineConfig(inbox=str(inbox), warehouse=sqlite_url)
+    with dg.instance_for_test() as instance:
+        run(config, instance, as_of=datetime(2026, 11, 16, 6, tzinfo=timezone.utc))
+
+    keys = {
+        key
+        for (properties,) in rows(sqlite_url, "events", columns="DISTINCT properties")
+        for key in json.loads(properties)
+    }
+    assert keys == {"plan", "browser"}

@@ -7,12 +7,15 @@ was loaded)."""
 from __future__ import annotations
 
 import gzip
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
 
 from usage_pipeline.config import PipelineConfig, parse_config
+from usage_pipeline.demo import demo_drops
 from usage_pipeline_tests.helpers import HEADER, rows, run
 
 BOM = b"\xef\xbb\xbf"
@@ -200,3 +203,33 @@ def test_rejects_reach_an_s3_quarantine(s3_bucket, s3_endpoint: str, sqlite_url:
 
     body = client.get_object(Bucket=bucket, Key=f"quarantine/{key}.rejects.csv")["Body"].read()
     assert body == BOM + CSV_HEADER + b"\r\n" + ROW_3 + ROW_5
+
+
+def test_the_demo_drops_back_the_fixed_rejects_of_its_bad_file(
+    inbox: Path, sqlite_url: str, instance
+) -> None:
+    tz = ZoneInfo("UTC")
+    config = PipelineConfig(inbox=str(inbox), warehouse=sqlite_url)
+    first = date(2026, 11, 10)
+    drops = demo_drops(first, 4, tz)
+    bad = next(d for d in drops if d.key.endswith("_bad.csv"))
+    back = next(d for d in drops if d.key == f"{bad.key}.rejects.csv")
+    statuses = {}
+    for index in range(4):
+        night = first + timedelta(days=index)
+        for item in (d for d in drops if d.night == night):
+            put(inbox, item.key, item.content)
+        report = run(
+            config,
+            instance,
+            as_of=datetime.combine(night + timedelta(days=1), time(1, 30), tzinfo=tz),
+        )
+        statuses.update({f["file"]: (f["status"], f["rows_loaded"]) for f in report.files})
+        if night == bad.night:
+            rejects = inbox.parent / "quarantine" / f"{bad.key}.rejects.csv"
+            assert rejects.read_bytes() == bad.content  # rejected for its rows: every row
+            assert back.content == bad.content.replace(b",-4,", b",4,").replace(b",N/A,", b",3,")
+
+    assert back.night == bad.night + timedelta(days=1)
+    assert statuses[bad.key] == ("rejected", 0)
+    assert statuses[back.key] == ("loaded", 5)
