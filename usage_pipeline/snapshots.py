@@ -1,5 +1,5 @@
-"""Account and user usage snapshots and each account's top users for one
-``snapshot_date`` (SPEC §3), computed in SQL.
+"""Account and user usage snapshots for one ``snapshot_date`` (SPEC §3), computed in SQL;
+the registry of every snapshot table (each account's top users: :mod:`top_users`).
 
 Windows end on the snapshot date inclusive: 1d is that day, 7d the 7 days ending on it,
 30d the 30 days ending on it, and the previous 30d the 30 days before those.
@@ -20,8 +20,10 @@ from usage_pipeline.activity_state import (
     days_list,
     month_days,
 )
+from usage_pipeline.snapshot_sql import dialect_sql as _dialect_sql
+from usage_pipeline.snapshot_sql import windows as _windows
+from usage_pipeline.top_users import build_top_users
 from usage_pipeline.warehouse.tables import (
-    account_top_users,
     account_usage_snapshot,
     snapshot_dates,
     user_usage_snapshot,
@@ -31,23 +33,6 @@ from usage_pipeline.warehouse.tables import (
 # day D is read by the snapshots of D .. D + 59, and a missed night is rebuilt up to 59
 # days back.
 SNAPSHOT_LOOKBACK_DAYS = 59
-
-
-def _dialect_sql(conn: sa.Connection) -> dict[str, str]:
-    """The two expressions whose spelling differs between PostgreSQL and SQLite."""
-    if conn.dialect.name == "postgresql":
-        return {
-            "day": "CAST(:s AS date)",
-            "days_since": "(CAST(:s AS date) - {col})",
-            "module": 'module COLLATE "C"',
-            "user": 'user_id COLLATE "C"',
-        }
-    return {
-        "day": ":s",
-        "days_since": "CAST(julianday(:s) - julianday({col}) AS INTEGER)",
-        "module": "module",
-        "user": "user_id",
-    }
 
 
 # How each snapshot is computed, in time linear in the rows of its window: window rows are
@@ -155,34 +140,6 @@ FROM resolved
 """
 
 
-# Per account, users ranked by their 30-day activity: one grouping of the window's rows and
-# one window function over the groups (no join).
-_TOP_USERS_SQL = """
-INSERT INTO account_top_users (snapshot_date, account_id, rank, user_id, activity_30d)
-SELECT {day}, account_id, top_rank, user_id, a30
-FROM (
-    SELECT account_id, user_id, a30,
-        ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY a30 DESC, {user} ASC) AS top_rank
-    FROM (
-        SELECT account_id, user_id, SUM(count) AS a30
-        FROM user_activity_daily WHERE activity_date BETWEEN :d30 AND :s
-        GROUP BY account_id, user_id
-    ) AS users
-    WHERE a30 > 0
-) AS ranked
-WHERE top_rank <= 5
-"""
-
-
-def _windows(snapshot_date: date) -> dict[str, date]:
-    return {
-        "s": snapshot_date,
-        "d7": snapshot_date - timedelta(days=6),
-        "d30": snapshot_date - timedelta(days=29),
-        "p30": snapshot_date - timedelta(days=59),
-    }
-
-
 def _last_active_before(spec: StateSpec, cutoff: date, prefix: str) -> tuple[str, dict]:
     """SQL for an owner's (``p``) last active day before ``cutoff``: the days of the
     cutoff's month before it, else the owner's earlier month rows."""
@@ -238,25 +195,6 @@ def build_user_snapshot(conn: sa.Connection, snapshot_date: date) -> int:
     conn.execute(table.delete().where(table.c.snapshot_date == snapshot_date))
     statement, params = _statement(_USER_SQL, conn, snapshot_date, USER_STATE, "d30")
     result = conn.execute(statement, params)
-    return int(result.rowcount or 0)
-
-
-def top_users_statement(
-    conn: sa.Connection, snapshot_date: date
-) -> tuple[sa.TextClause, dict[str, date]]:
-    """The INSERT of ``account_top_users`` for one date and its parameters."""
-    parts = _dialect_sql(conn)
-    sql = _TOP_USERS_SQL.format(day=parts["day"], user=parts["user"])
-    windows = _windows(snapshot_date)
-    params = {"s": windows["s"], "d30": windows["d30"]}
-    return sa.text(sql).bindparams(*(sa.bindparam(n, type_=sa.Date) for n in params)), params
-
-
-def build_top_users(conn: sa.Connection, snapshot_date: date) -> int:
-    """Delete-then-insert ``account_top_users`` for one date; return its row count."""
-    table = account_top_users
-    conn.execute(table.delete().where(table.c.snapshot_date == snapshot_date))
-    result = conn.execute(*top_users_statement(conn, snapshot_date))
     return int(result.rowcount or 0)
 
 

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.definitions import build_definitions
-from usage_pipeline.snapshots import _windows, top_users_statement
+from usage_pipeline.snapshot_sql import windows
+from usage_pipeline.top_users import top_users_statement
 from usage_pipeline.warehouse.engine import get_engine, read_connection
 from usage_pipeline.warehouse.tables import metadata
 from usage_pipeline_tests.helpers import drop, rows, run
@@ -127,7 +128,7 @@ def test_the_snapshot_asset_is_defined_with_the_others(tmp_path: Path) -> None:
     assert dg.AssetKey("account_top_users") in job.asset_layer.executable_asset_keys
     spec = definitions.resolve_assets_def(dg.AssetKey("account_top_users"))
     assert spec.group_names_by_key[dg.AssetKey("account_top_users")] == "snapshots"
-    assert _windows(date(2026, 11, 20))["d30"] == date(2026, 10, 22)
+    assert windows(date(2026, 11, 20))["d30"] == date(2026, 10, 22)
     with get_engine(config.warehouse).begin() as conn:
         assert sa.inspect(conn).get_pk_constraint("account_top_users")["constrained_columns"] == [
             "snapshot_date",
