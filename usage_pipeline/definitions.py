@@ -10,6 +10,7 @@ from usage_pipeline.defs.daily import build_daily_definitions
 from usage_pipeline.defs.drop_watch import build_drop_watch, user_activity_drop_arrivals
 from usage_pipeline.defs.ingestion import inbox_file, ingest_files_job
 from usage_pipeline.defs.resources import PipelineResource
+from usage_pipeline.defs.run_end import build_end_of_run_job
 from usage_pipeline.defs.sensors import build_followup_sensor, inbox_sensor
 
 # Tables that ingestion itself rewrites (in the file's transaction); each ingestion run reports
@@ -40,6 +41,7 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
     drop_job, drop_schedule = build_drop_watch(config)
     billing_job, billing_schedule = build_billing(config)
     rollup_job, snapshot_job = daily.jobs
+    end_of_run_job = build_end_of_run_job(drop_job, billing_job)
     return dg.Definitions(
         assets=[
             inbox_file,
@@ -48,7 +50,7 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
             *TABLE_ASSETS,
             billing_periods,
         ],
-        jobs=[ingest_files_job, *daily.jobs, drop_job, billing_job],
+        jobs=[ingest_files_job, *daily.jobs, drop_job, billing_job, end_of_run_job],
         sensors=[inbox_sensor, build_followup_sensor(rollup_job, snapshot_job)],
         schedules=[*daily.schedules, drop_schedule, billing_schedule],
         resources={"pipeline": PipelineResource.from_config(config)},

@@ -1,5 +1,6 @@
 """A realistic sample inbox: several nightly ``user_activity`` drops, including two drops on
-one night, a corrected re-drop, a stale duplicate, and a few bad files."""
+one night, a corrected re-drop, a stale duplicate, a few bad files, and the rejects file of
+one of them fixed and dropped back."""
 
 from __future__ import annotations
 
@@ -90,6 +91,15 @@ def demo_drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
             "rejected: truncated gzip",
         ),
     ]
+    bad = next(d for d in drops if d.key.endswith("_bad.csv"))
+    drops.append(
+        DemoDrop(
+            min(second + timedelta(days=1), last),
+            f"{bad.key}.rejects.csv",
+            bad.content.replace(b",-4,", b",4,").replace(b",N/A,", b",3,"),
+            "the quarantined rejects file of the bad drop, counts fixed, dropped back: loads",
+        )
+    )
     corrected = first_night + timedelta(days=min(2, nights - 2))
     drops.append(
         DemoDrop(

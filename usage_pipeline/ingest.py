@@ -7,7 +7,6 @@ The only write outside it is the ``processing`` ledger row that claims the versi
 
 from __future__ import annotations
 
-import csv
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -24,11 +23,12 @@ from usage_pipeline.config import PipelineConfig
 from usage_pipeline.days import drop_date
 from usage_pipeline.feeds import FEEDS, Feed, FeedCheck, FileContext
 from usage_pipeline.feeds.base import process_chunk
+from usage_pipeline.quarantine import ErrorLog, quarantine
 from usage_pipeline.reading import NUL_STANDIN, FileFormatError, is_supported, open_csv
 from usage_pipeline.refusals import UNREAD, record_refusal, unreadable_reason
 from usage_pipeline.rollups import mark_rollups
 from usage_pipeline.snapshots import mark_latest_snapshots
-from usage_pipeline.sources import FileSource, SourceObject, UnsafeKeyError, check_key, sha256_file
+from usage_pipeline.sources import FileSource, SourceObject, sha256_file
 from usage_pipeline.sources.keys import key_problem, unescape_key
 from usage_pipeline.warehouse.bulk import bulk_insert, bulk_writer
 from usage_pipeline.warehouse.engine import read_connection
@@ -75,6 +75,10 @@ class IngestOutcome:
 
 class FileRejected(Exception):
     """The file as a whole is rejected; the message is the reason (a clause)."""
+
+
+class RowsRejected(FileRejected):
+    """The file is rejected as a whole for its rows (strict feed, too many invalid rows)."""
 
 
 def rejection_sentence(key: str, reason: object) -> str:
@@ -153,57 +157,6 @@ def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-class ErrorLog:
-    """Streams per-cell errors to two temporary CSVs so memory stays bounded however many
-    rows fail: ``errors.csv`` for the user (original columns + row_number, column, error)
-    and ``rejected_rows.csv`` for the ``rejected_rows`` table."""
-
-    def __init__(self, folder: Path) -> None:
-        self.errors_path = folder / "errors.csv"
-        self.rows_path = folder / "rejected_rows.csv"
-        self._header: list[str] | None = None
-        self._errors_handle = self.errors_path.open("w", newline="", encoding="utf-8")
-        self._rows_handle = self.rows_path.open("w", newline="", encoding="utf-8")
-        self._errors = csv.writer(self._errors_handle)
-        self._rows = csv.writer(self._rows_handle)
-        self._rows.writerow(["row_number", "column_name", "value", "error"])
-        self.count = 0
-        self.first: str | None = None
-
-    def start(self, original_header: list[str]) -> None:
-        """Write the errors.csv header once the file's own header is known."""
-        if self._header is None:
-            self._header = original_header
-            self._errors.writerow([*original_header, "row_number", "column", "error"])
-
-    def add(self, raw: pd.DataFrame, errors: pd.DataFrame) -> None:
-        if errors.empty:
-            return
-        originals = raw.loc[errors["row_number"].to_numpy()].astype(object)
-        originals = originals.where(originals.notna(), "")
-        records = errors.itertuples(index=False, name=None)
-        for values, (row, column, value, error) in zip(
-            originals.itertuples(index=False, name=None), records, strict=True
-        ):
-            self._errors.writerow([*values, row, column, error])
-            self._rows.writerow([row, column, value, error])
-        if self.first is None:
-            first = errors.iloc[0]
-            self.first = (
-                f"row {first['row_number']}, column {first['column_name']}: {first['error']}"
-            )
-        self.count += len(errors)
-
-    def add_file_error(self, reason: str) -> None:
-        self.start([])
-        self._errors.writerow([*([""] * len(self._header or [])), "", "", reason])
-
-    def close(self) -> None:
-        self.start([])
-        self._errors_handle.close()
-        self._rows_handle.close()
-
-
 REPORT_LINES = 50
 
 
@@ -275,12 +228,12 @@ def scan_file(
     outcome.days_touched = day_list
     outcome.min_day, outcome.max_day = (day_list[0], day_list[-1]) if day_list else (None, None)
     if feed.strict and outcome.rows_invalid:
-        raise FileRejected(
+        raise RowsRejected(
             f"{outcome.rows_invalid} of {outcome.rows_total} rows are invalid and {feed.name}"
             f" files are strict: nothing is loaded until every row is valid (first: {log.first})"
         )
     if outcome.rows_invalid / outcome.rows_total > config.max_reject_ratio:
-        raise FileRejected(
+        raise RowsRejected(
             f"{outcome.rows_invalid} of {outcome.rows_total} rows are invalid, more than the"
             f" max_reject_ratio of {config.max_reject_ratio:g} (first: {log.first})"
         )
@@ -407,6 +360,7 @@ def _ingest_claimed(
                 savepoint.commit()
             except FileRejected as exc:
                 savepoint.rollback()
+                log.every_row_rejected = isinstance(exc, RowsRejected)
                 outcome.preview = None
                 log.add_file_error(str(exc))
                 outcome.status, outcome.rows_loaded = "rejected", 0
@@ -446,7 +400,16 @@ def _ingest_claimed(
             log.add_file_error(outcome.error or problem)
             log.close()
         if log is not None and (outcome.status == "rejected" or outcome.rows_rejected):
-            outcome.quarantine = _quarantine(source, obj, path, log.errors_path, outcome)
+            outcome.quarantine = quarantine(
+                source,
+                obj,
+                path,
+                log,
+                rejected=outcome.status == "rejected",
+                rows_total=outcome.rows_total,
+                max_bytes=context.config.max_file_bytes,
+                with_rejects=outcome.status == "loaded" or log.every_row_rejected,
+            )
         outcome.error = capped(outcome.error)
         conn.execute(
             ingested_files.update()
@@ -464,20 +427,6 @@ def _ingest_claimed(
             )
         )
     return outcome
-
-
-def _quarantine(
-    source: FileSource, obj: SourceObject, path: Path, error_log: Path, outcome: IngestOutcome
-) -> str | None:
-    """Copy a rejected file (or only the errors of a partly loaded one) to the quarantine."""
-    try:
-        check_key(obj.key)
-    except UnsafeKeyError:
-        return None
-    files = {".errors.csv": error_log}
-    if outcome.status == "rejected":
-        files = {"": path, **files}
-    return source.write_quarantine(obj.key, files)
 
 
 def _existing_outcome(engine: sa.Engine, file_id: int) -> IngestOutcome:

@@ -2,7 +2,8 @@
 
 Rules, per identifier kind:
 
-- ``account_id``: the exact ``accounts.account_id`` (surrounding blanks trimmed);
+- ``account_id``: no matching: the identifier *is* the account id, taken as it is (no
+  ``accounts`` directory is needed, see :class:`AccountIds`);
 - ``crm_id``: the exact ``accounts.crm_id`` (surrounding blanks trimmed, case kept);
 - ``domain``: both sides normalised: lower case, scheme (``https://``), user part
   (``jane@``), ``www.``, port, path, query and trailing dot stripped, so
@@ -29,6 +30,7 @@ from usage_pipeline.warehouse.tables import accounts
 __all__ = [
     "IDENTIFIER_KINDS",
     "AccountDirectory",
+    "AccountIds",
     "Match",
     "load_directory",
     "normalise",
@@ -131,13 +133,30 @@ class AccountDirectory:
         return account, reason
 
 
-def load_directory(conn: sa.Connection | None, kind: str) -> AccountDirectory:
-    """Read the ``accounts`` directory for matching ``kind`` (empty without a warehouse)."""
+@dataclass
+class AccountIds:
+    """Identifiers of kind ``account_id``: each value is the account id as it is; nothing is
+    looked up, so every present value matches (SPEC §2.5)."""
+
+    kind: str = "account_id"
+    size: int = 0  # the directory is not read
+
+    def match(self, value: str) -> Match:
+        return Match(value)
+
+    def match_series(self, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+        account = values.astype(object).where(values.notna(), None)
+        return account, pd.Series(None, index=values.index, dtype=object)
+
+
+def load_directory(conn: sa.Connection | None, kind: str) -> AccountDirectory | AccountIds:
+    """What identifiers of ``kind`` are matched with: the ``accounts`` directory indexed by
+    ``kind`` (empty without a warehouse), or :class:`AccountIds` for ``account_id``."""
+    if kind == "account_id":
+        return AccountIds()
     if conn is None:
         return AccountDirectory(kind)
     column = accounts.c[kind]
     size = conn.execute(sa.select(sa.func.count()).select_from(accounts)).scalar_one()
-    query = sa.select(accounts.c.account_id, column.label("identifier"))
-    if kind != "account_id":
-        query = query.where(column.is_not(None))
+    query = sa.select(accounts.c.account_id, column.label("identifier")).where(column.is_not(None))
     return AccountDirectory.from_rows(kind, conn.execute(query).tuples(), size=int(size))

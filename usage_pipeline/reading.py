@@ -71,6 +71,11 @@ def _open_bytes(path: Path, name: str, limit: int) -> tuple[io.BufferedReader, _
     return io.BufferedReader(limited, buffer_size=1 << 20), limited
 
 
+def open_bytes(path: Path, name: str, limit: int) -> io.BufferedReader:
+    """The file's (decompressed) bytes under the size limit; the caller closes the handle."""
+    return _open_bytes(path, name, limit)[0]
+
+
 def _header_cells(path: Path, name: str, limit: int) -> list[str] | None:
     """The header row's cells exactly as written (pandas renames a repeated name ``x.1``),
     or None when the header row is longer than :data:`HEADER_TEXT_LIMIT` or unreadable."""
@@ -199,6 +204,11 @@ def open_csv(path: Path, name: str, max_bytes: int, chunk_rows: int) -> CsvStrea
     except Exception as exc:
         handle.close()
         raise FileFormatError(_reason(exc)) from exc
+    if not isinstance(first.index, pd.RangeIndex):  # pandas took the first cells as an index
+        handle.close()
+        raise FileFormatError(
+            f"the file is not well-formed CSV (row {HEADER_ROW + 1} has more cells than the header)"
+        )
     parsed = [str(c).strip() for c in first.columns]
     cells = _header_cells(path, name, max_bytes)
     if cells is not None and len(cells) == len(parsed):  # pandas' name for a blank cell

@@ -1,6 +1,6 @@
 """One-shot pipeline run in-process on the same Dagster definitions the daemon uses:
 sense (listing only) -> ingest new versions in batches -> roll up the days with pending
-work -> build and refresh snapshots -> check tonight's drop.
+work -> build and refresh snapshots -> check tonight's drop and refresh billing periods.
 
 Its cost follows the new data: a durable inbox cursor (kept in the warehouse) means only
 new versions are read, a batch of files is one run, a stretch of days is one run.
@@ -17,8 +17,8 @@ import dagster as dg
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.daily import ROLLUP_JOB, SNAPSHOT_JOB
-from usage_pipeline.defs.drop_watch import DROP_WATCH_JOB
 from usage_pipeline.defs.ingestion import INBOX_FILE, INGEST_JOB, batch_run_config
+from usage_pipeline.defs.run_end import END_OF_RUN_JOB
 from usage_pipeline.defs.tags import AS_OF_TAG, range_tags
 from usage_pipeline.followups import rollup_ranges, snapshot_ranges
 from usage_pipeline.instance import open_instance  # noqa: F401  (the CLI's instance)
@@ -143,7 +143,8 @@ class PipelineRunner:
             self._daily(SNAPSHOT_JOB, day_range, self.report.snapshot_days)
 
     def check_drop(self, as_of: datetime) -> None:
-        self._execute(DROP_WATCH_JOB, tags={AS_OF_TAG: as_of.isoformat()})
+        """One run as of ``as_of``: the drop watch and the billing period states."""
+        self._execute(END_OF_RUN_JOB, tags={AS_OF_TAG: as_of.isoformat()})
 
 
 def ingest_new_files(runner: PipelineRunner, as_of: datetime) -> None:

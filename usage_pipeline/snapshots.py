@@ -1,4 +1,5 @@
-"""Account and user usage snapshots for one ``snapshot_date`` (SPEC §3), computed in SQL.
+"""Account and user usage snapshots for one ``snapshot_date`` (SPEC §3), computed in SQL;
+the registry of every snapshot table (each account's top users: :mod:`top_users`).
 
 Windows end on the snapshot date inclusive: 1d is that day, 7d the 7 days ending on it,
 30d the 30 days ending on it, and the previous 30d the 30 days before those.
@@ -19,6 +20,9 @@ from usage_pipeline.activity_state import (
     days_list,
     month_days,
 )
+from usage_pipeline.snapshot_sql import dialect_sql as _dialect_sql
+from usage_pipeline.snapshot_sql import windows as _windows
+from usage_pipeline.top_users import build_top_users
 from usage_pipeline.warehouse.tables import (
     account_usage_snapshot,
     snapshot_dates,
@@ -29,21 +33,6 @@ from usage_pipeline.warehouse.tables import (
 # day D is read by the snapshots of D .. D + 59, and a missed night is rebuilt up to 59
 # days back.
 SNAPSHOT_LOOKBACK_DAYS = 59
-
-
-def _dialect_sql(conn: sa.Connection) -> dict[str, str]:
-    """The two expressions whose spelling differs between PostgreSQL and SQLite."""
-    if conn.dialect.name == "postgresql":
-        return {
-            "day": "CAST(:s AS date)",
-            "days_since": "(CAST(:s AS date) - {col})",
-            "module": 'module COLLATE "C"',
-        }
-    return {
-        "day": ":s",
-        "days_since": "CAST(julianday(:s) - julianday({col}) AS INTEGER)",
-        "module": "module",
-    }
 
 
 # How each snapshot is computed, in time linear in the rows of its window: window rows are
@@ -151,15 +140,6 @@ FROM resolved
 """
 
 
-def _windows(snapshot_date: date) -> dict[str, date]:
-    return {
-        "s": snapshot_date,
-        "d7": snapshot_date - timedelta(days=6),
-        "d30": snapshot_date - timedelta(days=29),
-        "p30": snapshot_date - timedelta(days=59),
-    }
-
-
 def _last_active_before(spec: StateSpec, cutoff: date, prefix: str) -> tuple[str, dict]:
     """SQL for an owner's (``p``) last active day before ``cutoff``: the days of the
     cutoff's month before it, else the owner's earlier month rows."""
@@ -221,6 +201,7 @@ def build_user_snapshot(conn: sa.Connection, snapshot_date: date) -> int:
 SNAPSHOT_BUILDERS: dict[str, Callable[[sa.Connection, date], int]] = {
     "account_usage_snapshot": build_account_snapshot,
     "user_usage_snapshot": build_user_snapshot,
+    "account_top_users": build_top_users,
 }
 
 

@@ -252,10 +252,20 @@ def test_rejected_files_are_quarantined_with_an_errors_csv(
             )
             for suffix in ("", ".errors.csv")
         ]
-        + ["few_bad_rows.csv.errors.csv"]
+        + ["few_bad_rows.csv.errors.csv", "few_bad_rows.csv.rejects.csv"]
+        + ["too_many_bad_rows.csv.rejects.csv"]  # rejected for its rows: every row
     )
     assert (quarantine / "too_many_bad_rows.csv").read_bytes() == originals[
         bad_inbox / "user_activity" / "too_many_bad_rows.csv"
+    ]
+    assert (quarantine / "too_many_bad_rows.csv.rejects.csv").read_bytes() == originals[
+        bad_inbox / "user_activity" / "too_many_bad_rows.csv"
+    ]
+    assert (quarantine / "few_bad_rows.csv.rejects.csv").read_text().splitlines() == [
+        HEADER,
+        "A2,u1,Reports,view,-1,2026-11-20T10:00:00Z",
+        "A2,u2,Reports,view,2.5,2026-11-20T10:00:00Z",
+        "A2,u3,Reports,view,N/A,yesterday",
     ]
     assert (quarantine / "too_many_bad_rows.csv.errors.csv").read_text().splitlines() == [
         "account_id,user_id,module,activity,count,timestamp,row_number,column,error",

@@ -192,7 +192,7 @@ def test_celery_executor_gives_the_in_process_tables(
     # Every step of every run went through a Celery worker.
     runs = pg_instance.get_runs()
     assert sorted(r.job_name for r in runs) == [  # one run each: a batch, a stretch of days
-        "drop_watch_job",
+        "end_of_run_job",
         "ingest_files_job",
         "rollup_job",
         "snapshot_job",

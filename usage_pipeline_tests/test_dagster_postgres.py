@@ -86,7 +86,7 @@ def test_pipeline_on_a_postgres_dagster_instance(
         )
         for r in runs
     ) == [
-        ("drop_watch_job", None, None, None),
+        ("end_of_run_job", None, None, None),
         ("ingest_files_job", None, None, None),
         ("rollup_job", None, "2026-11-19", "2026-11-20"),
         ("snapshot_job", "2026-11-20", None, None),
@@ -113,4 +113,4 @@ def test_pipeline_on_a_postgres_dagster_instance(
 
     assert again.files == [] and again.rollup_days == [] and again.snapshot_days == []
     assert [o.key for o in open_source(config.inbox).list_objects()] == [FIRST_KEY, SECOND_KEY]
-    assert len(pg_instance.get_runs()) == 5  # only the drop watch ran again
+    assert len(pg_instance.get_runs()) == 5  # only the end-of-run job ran again

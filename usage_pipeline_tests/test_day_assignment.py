@@ -15,7 +15,7 @@ from usage_pipeline.days import drop_date
 from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.partitions import daily_partitions
 from usage_pipeline.defs.resources import PipelineResource
-from usage_pipeline.snapshots import build_snapshot_day
+from usage_pipeline.snapshots import SNAPSHOT_BUILDERS, build_snapshot_day
 from usage_pipeline.warehouse.engine import get_engine
 from usage_pipeline_tests.helpers import drop, rows, run
 
@@ -135,20 +135,21 @@ def test_snapshot_schedule_targets_the_completed_day_and_missed_nights(sqlite_ur
     assert [r.partition_key for r in evaluate().run_requests] == ["2026-11-20"]
 
     with get_engine(sqlite_url).begin() as conn:  # the machine was down after the 17th
-        for table in ("account_usage_snapshot", "user_usage_snapshot"):
+        for table in SNAPSHOT_BUILDERS:
             build_snapshot_day(conn, table, date(2026, 11, 17))
     [missed] = evaluate().run_requests
     assert missed.partition_key is None
     assert missed.tags["dagster/asset_partition_range_start"] == "2026-11-18"
     assert missed.tags["dagster/asset_partition_range_end"] == "2026-11-20"
     assert sorted(k.to_user_string() for k in missed.asset_selection) == [
+        "account_top_users",
         "account_usage_snapshot",
         "user_usage_snapshot",
     ]
 
     with get_engine(sqlite_url).begin() as conn:
         for day in (18, 19, 20):
-            for table in ("account_usage_snapshot", "user_usage_snapshot"):
+            for table in SNAPSHOT_BUILDERS:
                 build_snapshot_day(conn, table, date(2026, 11, day))
     skipped = evaluate()
     assert skipped.run_requests == []

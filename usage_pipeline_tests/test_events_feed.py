@@ -303,10 +303,10 @@ def test_reimporting_the_same_history_adds_nothing(
         ("2025-03-09", VIEWED, 2, 1),
     ]
     assert before_events == [
-        ("acme-001-user-1", VIEWED, "2025-03-09T06:30:00+00:00", '{"Plan": "Pro"}', 1),
-        ("acme-001-user-1", VIEWED, "2025-03-09T07:40:00+00:00", '{"Plan": "Pro"}', 1),
+        ("acme-001-user-1", VIEWED, "2025-03-09T06:30:00+00:00", '{"plan": "Pro"}', 1),
+        ("acme-001-user-1", VIEWED, "2025-03-09T07:40:00+00:00", '{"plan": "Pro"}', 1),
         ("acme-001-user-2", "Signed In", "2024-06-01T03:00:00+00:00", "{}", 1),
-        ("acme-002-user-1", "Exported Report", "2020-01-01T04:00:00+00:00", '{"Plan": "Free"}', 1),
+        ("acme-002-user-1", "Exported Report", "2020-01-01T04:00:00+00:00", '{"plan": "Free"}', 1),
     ]
 
     # The same history re-exported: other key, rows reversed, ISO 8601 timestamps (with an
@@ -358,16 +358,16 @@ def test_properties_identities_and_a_correction(
             "bob,Signed In,2026-11-20T08:00:00Z,Team,Edge",  # a.csv had it first
             "dee,Signed In,2026-11-20T09:00:00Z,Free,Edge",
         ],
-        header=header,
+        header="identity,event,timestamp, plan ,BROWSER",  # other spellings: the same keys
     )
     run(config, instance, as_of=AS_OF)
 
     assert kept(config.warehouse) == [
-        ("ann", "Signed In", at("09:00", "2026-11-19"), '{"Browser": "Safari"}', 1),
-        ("ann", VIEWED, at("10:00"), '{"Browser": "Firefox", "Plan": "Pro"}', 1),
-        ("bob", "Signed In", at("08:00"), '{"Plan": "Team, annual"}', 1),
+        ("ann", "Signed In", at("09:00", "2026-11-19"), '{"browser": "Safari"}', 1),
+        ("ann", VIEWED, at("10:00"), '{"browser": "Firefox", "plan": "Pro"}', 1),
+        ("bob", "Signed In", at("08:00"), '{"plan": "Team, annual"}', 1),
         ("cy", "Signed In", at("08:30"), "{}", 1),
-        ("dee", "Signed In", at("09:00"), '{"Browser": "Edge", "Plan": "Free"}', 2),
+        ("dee", "Signed In", at("09:00"), '{"browser": "Edge", "plan": "Free"}', 2),
     ]
     assert rows(config.warehouse, "events_daily") == [
         ("2026-11-19", "Signed In", 1, 1),
@@ -400,11 +400,11 @@ def test_properties_identities_and_a_correction(
         (3, "loaded"),
     ]
     assert kept(config.warehouse) == [
-        ("ann", VIEWED, at("10:20"), '{"Browser": "Chrome", "Plan": "Pro"}', 2),
-        ("bob", "Signed In", at("08:00"), '{"Browser": "Edge", "Plan": "Team"}', 2),
+        ("ann", VIEWED, at("10:20"), '{"browser": "Chrome", "plan": "Pro"}', 2),
+        ("bob", "Signed In", at("08:00"), '{"browser": "Edge", "plan": "Team"}', 2),
         ("cy", "Signed In", at("08:30"), "{}", 3),
         ("cy", "Signed In", at("08:45"), "{}", 3),
-        ("dee", "Signed In", at("09:00"), '{"Browser": "Edge", "Plan": "Free"}', 2),
+        ("dee", "Signed In", at("09:00"), '{"browser": "Edge", "plan": "Free"}', 2),
     ]
     assert rows(config.warehouse, "events_daily") == [
         ("2026-11-20", "Signed In", 4, 3),

@@ -873,7 +873,7 @@ def test_demo_import_loads_with_one_unmatched_row_per_night(
     tz = ZoneInfo("UTC")
     first = date(2026, 11, 18)
     drops = statisfy.drops(first, 3, tz)
-    assert len(drops) == 4
+    assert len(drops) == 5
     reports = []
     for night in (first + timedelta(days=n) for n in range(3)):
         for item in (d for d in drops if d.night == night):
@@ -888,10 +888,17 @@ def test_demo_import_loads_with_one_unmatched_row_per_night(
     ] == [
         ("crm_export", "loaded", 9, 8),
         ("crm_export", "loaded", 9, 8),
+        ("seed_usage", "loaded", 3, 3),  # kind account_id: no directory needed
         ("crm_export", "loaded", 9, 8),
         ("health_scores", "loaded", 25, 25),
     ]
-    assert [f.get("unmatched_identifiers") for f in loaded] == [["CRM-9999"]] * 3 + [[]]
+    assert [f.get("unmatched_identifiers") for f in loaded] == [
+        ["CRM-9999"],
+        ["CRM-9999"],
+        [],
+        ["CRM-9999"],
+        [],
+    ]
     found = usage(sqlite_url)
     by_product: dict[str, int] = {}
     for row in found:
@@ -901,6 +908,7 @@ def test_demo_import_loads_with_one_unmatched_row_per_night(
     # Customer Health: 25 check-ins x 2 dimensions, minus blank notes (every 5th row).
     assert by_product["Platform"] == 32
     assert by_product["Analytics"] == 21
+    assert by_product["Developer API"] == 12  # Statisfy's example layout: 3 rows x 4 values
     health = [r for r in found if r[0] == "Customer Health" and r[2] == "Health Score"]
     assert len(health) == 25
     assert [r[4] for r in health if r[1] == "ACME-001" and r[3] == "2026-11-16"] == [0, 1]

@@ -22,6 +22,8 @@ VOLATILE = {
     " rows_total, rows_loaded, rows_rejected, error, min_day, max_day",
     "pipeline_state": "name",
     "snapshot_dates": "snapshot_table, snapshot_date",
+    # every run refreshes it (end_of_run_job); closes_at comes back as text on SQLite
+    "billing_periods": "period, status",
 }
 
 

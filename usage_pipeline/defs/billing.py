@@ -1,4 +1,5 @@
-"""The ``billing_periods`` asset: period states (open/draft/final/on_hold) refreshed hourly."""
+"""The ``billing_periods`` asset: period states (open/draft/final/on_hold), refreshed hourly
+and at the end of every ``usage-pipeline run``."""
 
 from collections import Counter
 from typing import Any
@@ -44,8 +45,9 @@ def periods_markdown(states: list[PeriodState], config: PipelineConfig) -> str:
         "Billing periods (calendar months, instance zone): open while running, draft for"
         " grace_hours after the end, then final; periods listed in usage_events.on_hold stay"
         " on_hold. One row per period with usage events, the current period and every"
-        " on_hold period. Usage-events loads refresh it too; this asset moves the states on"
-        " with the clock."
+        " on_hold period. Refreshed hourly by billing_periods_schedule, at the end of every"
+        " `usage-pipeline run` (end_of_run_job, whether or not anything loaded) and by"
+        " usage-events loads."
     ),
 )
 def billing_periods(

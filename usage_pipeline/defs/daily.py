@@ -162,6 +162,8 @@ def _snapshot_asset(table: str, days_def: dg.PartitionsDefinition, description: 
 SNAPSHOT_DESCRIPTIONS = {
     "account_usage_snapshot": "Per-account usage as of each day (1/7/30-day windows).",
     "user_usage_snapshot": "Per-user usage as of each day (7/30-day windows).",
+    "account_top_users": "Each account's five most active users in the 30 days ending on"
+    " each day (ties: user_id alphabetical).",
 }
 
 

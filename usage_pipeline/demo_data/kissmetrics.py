@@ -1,6 +1,8 @@
 """Demo drops of the ``events`` feed (SPEC §2.7): a Kissmetrics-style export of existing
 history (epoch timestamps, months back), a later re-export of the same history (other key,
-other bytes: adds nothing) and a small nightly events file from live tracking.
+other bytes: adds nothing) and a small nightly events file from live tracking. The export
+spells its property columns ``Plan,Browser``, live tracking ``plan,browser``: both give the
+property keys ``plan`` and ``browser``.
 
 Identities are the demo's user ids (``acme-001-user-1`` …), as in :mod:`usage_pipeline.demo`.
 """
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 
 HISTORY_DAYS = 60
 HEADER = "identity,event,timestamp,Plan,Browser\n"
+NIGHTLY_HEADER = "identity,event,timestamp,plan,browser\n"  # live tracking spells it so
 PLANS = ("Starter", "Pro", "Enterprise")
 BROWSERS = ("Chrome", "Firefox", "Safari", "Edge")
 VIEWED = "Viewed Dashboard"
@@ -114,7 +117,7 @@ def drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
         night = first_night + timedelta(days=index)
         rng = random.Random(1000 + index)
         tonight = _day_events(night, tz, rng, sessions=8)
-        body = HEADER + "".join(_naive_line(e, tz) for e in tonight)
+        body = NIGHTLY_HEADER + "".join(_naive_line(e, tz) for e in tonight)
         result.append(
             DemoDrop(
                 night,

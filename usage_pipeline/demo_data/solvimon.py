@@ -6,8 +6,9 @@
   second night's exporter writes epoch-second timestamps.
 - a partner's file one night without a timestamp column: its events take the file's receipt
   time (the drop at 23:00).
-- a re-sent export of an earlier night (other key, other bytes): every event_ref is known,
-  so it adds nothing and its rows are counted as duplicates.
+- a re-sent export of the first night on the last one (other key, other bytes): every
+  event_ref is known, so it adds nothing and its rows are counted as duplicates, also when
+  their billing period has become final meanwhile.
 - a strict rejection: one row has ``api_calls`` = ``12O`` (a letter O), so the whole file is
   rejected and nothing of it is loaded, with every problem in its errors.csv.
 """
@@ -18,7 +19,6 @@ import random
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from usage_pipeline import billing
 from usage_pipeline.demo import ACCOUNTS, DemoDrop
 
 # The ``usage_events`` section of the demo's pipeline.yaml.
@@ -35,8 +35,6 @@ HEADER = (
 PLANS = ("starter", "growth", "enterprise")
 REGIONS = ("eu-west-1", "us-east-1")
 RESENT_ROWS = 12
-DROP_TIME = time(23)  # when the demo drops a night's files (instance time)
-RUN_TIME = time(1, 30)  # when the next morning's run reads them
 
 Event = tuple[str, str, str, datetime, str, str, str, str, str]
 
@@ -86,23 +84,6 @@ def _file(events: list[Event], tz: ZoneInfo, epoch: bool = False) -> bytes:
     return (HEADER + "".join(_line(e, tz, epoch) for e in events)).encode()
 
 
-def _run_at(night: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(night + timedelta(days=1), RUN_TIME, tzinfo=tz)
-
-
-def _resend_night(nightly: list[date], tz: ZoneInfo) -> tuple[date, date]:
-    """(night whose events are re-sent, night of the re-send): the latest pair whose events
-    are not yet in a final billing period when the re-send is read (events of a final period
-    would reject the file instead of being skipped)."""
-    grace = float(CONFIG["grace_hours"])
-    for index in range(len(nightly) - 1, 0, -1):
-        original, resend = nightly[index - 1], nightly[index]
-        period = billing.period_of(datetime.combine(original, time(12), tzinfo=tz), tz)
-        if billing.status(period, _run_at(resend, tz), tz, grace) != billing.FINAL:
-            return original, resend
-    return nightly[0], nightly[0]
-
-
 def drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
     """The ``usage_events`` files dropped over ``nights`` nights from ``first_night``."""
     nightly = [first_night + timedelta(days=i) for i in range(max(nights, 1))]
@@ -130,7 +111,7 @@ def drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
             "partner file without timestamps: events take the receipt time (23:00 drop)",
         )
     )
-    original, resend_night = _resend_night(nightly, tz)
+    original, resend_night = nightly[0], nightly[-1]
     resent = list(reversed(events[original][:RESENT_ROWS]))
     found.append(
         DemoDrop(
@@ -138,7 +119,7 @@ def drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
             f"usage_events/resend/solvimon_usage_{original.isoformat()}_resent.csv",
             _file(resent, tz),
             f"re-sent export of {original}: {len(resent)} known event_refs, skipped as"
-            " duplicates (adds nothing)",
+            " duplicates (adds nothing, also in a final billing period)",
         )
     )
     bad_night = nightly[min(1, len(nightly) - 1)]

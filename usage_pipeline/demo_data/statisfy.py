@@ -8,6 +8,10 @@
 - ``product_usage/health_scores/`` — a weekly health-score sheet keyed by website (messy
   URLs, matched by domain) with a ``week_of`` date column; ``Customer Health`` keeps every
   row as history (two check-ins in one week are both kept, seq 0 and 1).
+- ``product_usage/seed_usage/`` — Statisfy's own example layout
+  (``customer_id,mau,api_calls,plan_type,is_active``) keyed by ``account_id``: the
+  identifier is the account id as it is, no accounts directory needed (``Developer API``,
+  monthly).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from usage_pipeline.demo import ACCOUNTS, DemoDrop
 
 CRM_HEADER = "customer_id,mau,seats_used,plan_type,sso_enabled,dashboards_viewed\n"
 HEALTH_HEADER = "Website,Week_Of,Health_Score,CSM_Note\n"
+SEED_HEADER = "customer_id,mau,api_calls,plan_type,is_active\n"
 PLANS = ("Starter", "Pro", "Enterprise")
 UNKNOWN_CRM_ID = "CRM-9999"  # a trial account the accounts directory does not know
 NOTES = ("Renewal call booked", "Champion left", "Expansion interest", "Quiet month", "")
@@ -33,6 +38,7 @@ CONFIG: dict = {
             "snapshot_period": "weekly",
             "allow_multiple_rows_per_customer": True,
         },
+        "Developer API": {"snapshot_period": "monthly", "allow_multiple_rows_per_customer": False},
     },
     "imports": {
         "crm_export": {
@@ -89,6 +95,36 @@ CONFIG: dict = {
                 },
             ],
         },
+        "seed_usage": {
+            "identifier": {"column": "customer_id", "kind": "account_id"},
+            "date_column": None,
+            "mappings": [
+                {
+                    "column": "mau",
+                    "product": "Developer API",
+                    "dimension": "Monthly Active Users",
+                    "type": "numeric",
+                },
+                {
+                    "column": "api_calls",
+                    "product": "Developer API",
+                    "dimension": "API Calls",
+                    "type": "numeric",
+                },
+                {
+                    "column": "plan_type",
+                    "product": "Developer API",
+                    "dimension": "Plan",
+                    "type": "text",
+                },
+                {
+                    "column": "is_active",
+                    "product": "Developer API",
+                    "dimension": "Active",
+                    "type": "boolean",
+                },
+            ],
+        },
     },
 }
 
@@ -141,6 +177,17 @@ def _health_scores(last_night: date, seed: int) -> str:
     return HEALTH_HEADER + "".join(lines)
 
 
+def _seed_usage(seed: int) -> str:
+    rng = random.Random(seed)
+    lines = []
+    for number, account in enumerate(ACCOUNTS[:3], start=1):
+        mau = rng.randint(50, 1500)
+        active = "false" if number == 3 else "true"
+        plan = ("enterprise", "professional", "starter")[number - 1]
+        lines.append(f"{account},{mau},{mau * rng.randint(20, 40)},{plan},{active}\n")
+    return SEED_HEADER + "".join(lines)
+
+
 def drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
     """The product-usage files dropped over ``nights`` nights starting at ``first_night``."""
     found = []
@@ -156,6 +203,15 @@ def drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
             )
         )
     last = first_night + timedelta(days=nights - 1)
+    second = first_night + timedelta(days=min(1, nights - 1))
+    found.append(
+        DemoDrop(
+            second,
+            f"product_usage/seed_usage/seed_usage_{second.isoformat()}.csv",
+            _seed_usage(seed=nights).encode(),
+            "Statisfy's example layout keyed by account_id: 12 values, no directory needed",
+        )
+    )
     found.append(
         DemoDrop(
             last,

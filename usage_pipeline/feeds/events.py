@@ -1,8 +1,9 @@
 """``events``: Kissmetrics-style import of behaviour events, back-dated (SPEC §2.7).
 
 File contract: ``identity``, ``event``, ``timestamp``, then any property columns (kept as
-text). Each valid row lands in ``event_candidates`` (per file, so a correction can retire
-exactly one file's rows); :meth:`EventsFeed.apply` then recomputes, for exactly the
+text, keyed by the lower-cased column name). Each valid row lands in ``event_candidates``
+(per file, so a correction can retire exactly one file's rows); :meth:`EventsFeed.apply`
+then recomputes, for exactly the
 (identity, event) pairs the file (or the versions it supersedes) touched, the **kept**
 events in the public ``events`` table:
 
@@ -239,7 +240,10 @@ class EventsFeed(Feed):
         good = parsed[mask]
         instants = good["timestamp"]
         local_days = instants.dt.tz_convert(context.tz).dt.tz_localize(None).dt.normalize()
-        properties = [c for c in raw.columns if c not in KEY_COLUMNS]
+        # property keys are the lower-cased column names (columns match case-insensitively,
+        # so Plan in one file and plan in another are one key)
+        properties = raw.loc[mask, [c for c in raw.columns if c not in KEY_COLUMNS]]
+        properties.columns = [c.lower() for c in properties.columns]
         rows = pd.DataFrame(
             {
                 "row_number": good.index.to_numpy(dtype="int64"),
@@ -247,7 +251,7 @@ class EventsFeed(Feed):
                 "event": good["event"].to_numpy(),
                 "occurred_at": storage_text(instants, settings.dialect),
                 "day": iso_days(local_days) if len(good) else np.array([], dtype=object),
-                "properties": _properties(raw[mask], sorted(properties)),
+                "properties": _properties(properties, sorted(properties.columns)),
             }
         )
         return ChunkResult(rows=rows, errors=errors, failures=tally)

@@ -18,9 +18,11 @@ Decisions where the spec is silent (README "Product usage"):
   invalid for ``max_reject_ratio`` and in ``rows_rejected``;
 - a blank date cell takes the date a file without a date column would get (as-of rule);
 - "latest" means the most recently ingested file version, then the last row of the file;
-- a row whose identifier matches no account (or several: ambiguous) is not loaded, is
-  listed in the report and in ``rejected_rows`` (column = the identifier column), and fails
-  the ``unmatched_accounts`` check; it does not count towards ``max_reject_ratio``.
+- an identifier of kind ``account_id`` is the account id as it is (no directory needed);
+- a ``crm_id``/``domain``/``name`` identifier matching no account (or several: ambiguous)
+  is not loaded, is listed in the report and in ``rejected_rows`` (column = the identifier
+  column), and fails the ``unmatched_accounts`` check; it does not count towards
+  ``max_reject_ratio``.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from usage_pipeline.feeds.base import (
     FileContext,
     validate,
 )
-from usage_pipeline.matching import AccountDirectory, load_directory
+from usage_pipeline.matching import AccountDirectory, AccountIds, load_directory
 from usage_pipeline.periods import auto_period_start, period_starts
 from usage_pipeline.timestamps import TIMESTAMP_KIND, parse_days
 from usage_pipeline.warehouse.tables import (
@@ -169,7 +171,7 @@ class PreparedImport:
     """What :meth:`ProductUsageFeed.prepare` loads for one file (``FileContext.lookup``)."""
 
     imp: ImportConfig
-    directory: AccountDirectory
+    directory: AccountDirectory | AccountIds
     periods: dict[str, str]  # product -> snapshot period
     auto_starts: dict[str, str]  # product -> period_start of a row without a date
     warehouse: bool  # False: dry run without a warehouse (nothing can match)
@@ -394,7 +396,12 @@ class ProductUsageFeed(Feed):
         identifier = _lower(imp.identifier_column)
         lines = []
         if raw.index[0] == 2:  # the first chunk of the file
-            if prepared.warehouse:
+            if isinstance(prepared.directory, AccountIds):
+                lines.append(
+                    f"column {identifier} holds the account id itself (kind account_id: no"
+                    " accounts directory needed)"
+                )
+            elif prepared.warehouse:
                 lines.append(
                     f"accounts directory: {_accounts(prepared.directory.size)}; column"
                     f" {identifier} is matched by {imp.identifier_kind}"

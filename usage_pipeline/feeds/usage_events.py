@@ -41,6 +41,7 @@ from usage_pipeline.feeds.base import (
     FileContext,
     validate,
 )
+from usage_pipeline.feeds.known_refs import KnownRefs
 from usage_pipeline.timestamps import TIMESTAMP_KIND, parse_instants, storage_text
 from usage_pipeline.warehouse.tables import (
     ingested_files,
@@ -121,6 +122,7 @@ class FileState:
     kinds: dict[str, str]
     seen: SeenRefs = field(default_factory=SeenRefs)
     period_status: dict[str, str] = field(default_factory=dict)
+    known: KnownRefs = field(default_factory=lambda: KnownRefs(None))
 
 
 @dataclass(frozen=True)
@@ -287,29 +289,32 @@ class UsageEventsFeed(Feed):
 
     def prepare(self, conn: sa.Connection | None, context: FileContext) -> FileContext:
         now = context.now
+        retired: list[int] = []
         if conn is not None:
-            self._refuse_changing_final_periods(conn, context, now)
+            retired = self._refuse_changing_final_periods(conn, context, now)
         meters = tuple(column for column, _ in Layout.of(context.config).meters)
         state = FileState(
             now=now,
             dialect=conn.dialect.name if conn is not None else "sqlite",
             schema=_schema(meters, now, context.tz),
             kinds={**self.kinds, **dict.fromkeys(meters, "a number")},
+            known=KnownRefs(conn.engine if conn is not None else None, retired),
         )
         return dataclasses.replace(context, lookup=state)
 
     def _refuse_changing_final_periods(
         self, conn: sa.Connection, context: FileContext, now: datetime
-    ) -> None:
+    ) -> list[int]:
         """A correction retires its key's loaded version; refuse it when that version's
-        events lie in a final period (a final period never changes)."""
+        events lie in a final period (a final period never changes). Returns the versions
+        the file retires."""
         f, u = ingested_files.c, usage_events.c
         loaded = sa.select(f.file_id).where(
             f.source_key == context.key, f.status == "loaded", f.feed == self.name
         )
         ids = [int(i) for i in conn.execute(loaded).scalars()]
         if not ids:
-            return
+            return ids
         grouped = (
             sa.select(u.billing_period, sa.func.count())
             .where(u.file_id.in_(ids))
@@ -325,6 +330,7 @@ class UsageEventsFeed(Feed):
                     f" period {period} are final, and a final period cannot change; send new"
                     " events under a new file name instead"
                 )
+        return ids
 
     # --- rows --------------------------------------------------------------------------------
 
@@ -405,7 +411,8 @@ class UsageEventsFeed(Feed):
         state: FileState,
         tally: Counter[str],
     ) -> pd.DataFrame:
-        """Events dated in a ``final`` billing period are errors."""
+        """New events dated in a ``final`` billing period are errors (already stored ones
+        are duplicates, skipped when the file loads)."""
         instants = parsed["timestamp"].dropna()
         periods = _periods(instants.dt.tz_convert(context.tz))
         settings = context.config.usage_events
@@ -415,6 +422,10 @@ class UsageEventsFeed(Feed):
                     period, state.now, context.tz, settings.grace_hours, settings.on_hold
                 )
         final = periods[periods.map(state.period_status) == billing.FINAL]
+        if len(final):
+            refs = parsed["event_ref"][final.index]
+            stored = state.known.stored(refs.dropna())
+            final = final[~refs.isin(stored).to_numpy()]
         messages, values = [], []
         missing = pd.Series(stamp_missing, index=raw.index)
         for row, period in final.items():
@@ -684,7 +695,8 @@ class UsageEventsFeed(Feed):
             if not total
             else f"{total} event(s) are dated in final billing periods"
             f" ({', '.join(f'{p}: {n}' for p, n in per_period.items())}); the file is"
-            " rejected. Events of a final period are never accepted; put a period on hold"
+            " rejected. New events of a final period are never accepted (stored ones are"
+            " skipped as duplicates); put a period on hold"
             " (usage_events.on_hold) before it closes to keep it open for late usage."
         )
         return [

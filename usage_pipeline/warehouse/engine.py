@@ -14,6 +14,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
+from usage_pipeline.warehouse.migrations import run_data_steps
 from usage_pipeline.warehouse.tables import metadata
 from usage_pipeline.wording import name_list
 
@@ -173,7 +174,9 @@ def read_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
         yield conn.execution_options(**{READ_ONLY: True})
 
 
-SCHEMA_VERSION = "2"  # raise with every change an existing warehouse must be migrated to
+# Raise with every change an existing warehouse must be migrated to (3: account_top_users,
+# lower-cased events property keys).
+SCHEMA_VERSION = "3"
 SCHEMA_KEY = "schema_version"
 
 
@@ -185,6 +188,7 @@ def create_tables(engine: sa.Engine) -> None:
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7248310)")
         existing = set(sa.inspect(conn).get_table_names())
         state = metadata.tables["pipeline_state"]
+        version = None
         if "pipeline_state" in existing:
             version = conn.execute(
                 sa.select(state.c.value).where(state.c.name == SCHEMA_KEY)
@@ -197,6 +201,7 @@ def create_tables(engine: sa.Engine) -> None:
                 for index in table.indexes:
                     index.create(conn, checkfirst=True)
         _backfill_new_state(conn, existing)
+        run_data_steps(conn, version, existing)
         conn.execute(state.delete().where(state.c.name == SCHEMA_KEY))
         conn.execute(
             state.insert().values(

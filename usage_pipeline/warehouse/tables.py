@@ -146,6 +146,19 @@ user_usage_snapshot = sa.Table(
     sa.Column("top_module_30d", sa.Text),
 )
 
+# The five most active users of each account in the 30 days ending on snapshot_date (ties:
+# user_id in binary order; users without activity are left out).
+account_top_users = sa.Table(
+    "account_top_users",
+    metadata,
+    sa.Column("snapshot_date", Day, primary_key=True),
+    sa.Column("account_id", sa.Text, primary_key=True),
+    sa.Column("rank", sa.SmallInteger, primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("activity_30d", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("rank BETWEEN 1 AND 5", name="ck_account_top_users_rank"),
+)
+
 # The accounts directory (SPEC §2.4); filled by the accounts feed, read by snapshots.
 accounts = sa.Table(
     "accounts",
