@@ -28,7 +28,12 @@ from usage_pipeline.sources import (
     check_key,
     open_source,
 )
-from usage_pipeline.warehouse.engine import WarehouseError, get_engine, read_connection
+from usage_pipeline.warehouse.engine import (
+    WarehouseError,
+    get_engine,
+    open_read_only,
+    read_connection,
+)
 from usage_pipeline.warehouse.tables import ingested_files
 
 EXIT_OK, EXIT_REJECTED, EXIT_CANNOT_RUN = 0, 1, 2
@@ -257,12 +262,13 @@ def _dry_run_connection(config: PipelineConfig) -> Iterator[sa.Connection | None
         yield None
         return
     try:
-        engine = get_engine(config.warehouse)
+        engine = open_read_only(config.warehouse)
     except WarehouseError:
         yield None
         return
     with read_connection(engine) as conn:
         yield conn
+    engine.dispose()
 
 
 @main.command()
@@ -277,12 +283,11 @@ def template(feed: str, import_name: str | None, config_file: str | None) -> int
 
 
 def _status(config: PipelineConfig, limit: int = 20) -> int:
-    from usage_pipeline.drops import drop_status, due_day
+    from usage_pipeline.drops import watch_report
     from usage_pipeline.rollups import day_totals
 
-    engine = get_engine(config.warehouse)
+    engine = open_read_only(config.warehouse)
     f = ingested_files.c
-    failing = []
     with read_connection(engine) as conn:
         if limit:
             rows = conn.execute(
@@ -317,12 +322,9 @@ def _status(config: PipelineConfig, limit: int = 20) -> int:
             by_feed.setdefault(feed or "(no feed folder)", []).append(f"{file_status} {number}")
         for feed in sorted(set(FEEDS) | set(by_feed)):
             click.echo(f"  {feed:<20} {', '.join(sorted(by_feed.get(feed, []))) or 'no files'}")
-        now = datetime.now(timezone.utc)
-        drop = drop_status(
-            conn, due_day(now, config.tz, config.drop_deadline, config.drop_grace), config.tz
+        watch_lines, failing = watch_report(
+            conn, config.drops, config.tz, datetime.now(timezone.utc)
         )
-        if not drop.arrived:
-            failing.append(f"missing_drop: {drop.sentence()}")
         recent_days = conn.execute(
             sa.select(f.max_day)
             .where(f.status == "loaded", f.max_day.is_not(None))
@@ -345,7 +347,9 @@ def _status(config: PipelineConfig, limit: int = 20) -> int:
             .scalars()
             .all()
         )
-    click.echo(f"Last drop: {drop.sentence()}")
+    engine.dispose()
+    for line in watch_lines:
+        click.echo(line)
     for line in rejected:
         failing.append(f"rejected file: {line}")
     click.echo("Failing checks:" if failing else "Failing checks: none")
@@ -399,3 +403,11 @@ def ingest(config_file: str | None, key: str) -> int:
         report = force_ingest(config, instance, key, log_level=QUIET)
     _print_report(report)
     return report.exit_code
+
+
+# Verbs kept in their own modules (registered here, after everything they import exists).
+from usage_pipeline.cli_explain import explain  # noqa: E402
+from usage_pipeline.cli_files import reprocess, revert  # noqa: E402
+
+for _command in (revert, reprocess, explain):
+    main.add_command(_command)

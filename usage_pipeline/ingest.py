@@ -23,6 +23,7 @@ from usage_pipeline.config import PipelineConfig
 from usage_pipeline.days import drop_date
 from usage_pipeline.feeds import FEEDS, Feed, FeedCheck, FileContext
 from usage_pipeline.reading import FileFormatError, is_supported, open_csv
+from usage_pipeline.retire import retire_version
 from usage_pipeline.rollups import mark_rollups
 from usage_pipeline.snapshots import mark_latest_snapshots
 from usage_pipeline.sources import FileSource, SourceObject, UnsafeKeyError, check_key, sha256_file
@@ -30,7 +31,7 @@ from usage_pipeline.warehouse.bulk import bulk_insert, bulk_writer
 from usage_pipeline.warehouse.engine import read_connection
 from usage_pipeline.warehouse.tables import ingested_files, rejected_rows
 
-FINAL_STATUSES = ("loaded", "rejected", "duplicate")
+FINAL_STATUSES = ("loaded", "rejected", "duplicate", "reverted")
 PREVIEW_ROWS = 5
 
 
@@ -111,6 +112,12 @@ def _claim(engine: sa.Engine, obj: SourceObject, feed: str, sha: str) -> tuple[i
             except sa.exc.IntegrityError:
                 continue  # another run claimed it at the same moment: read its row
     raise RuntimeError(f"Could not claim the ledger row of {obj.key}.")
+
+
+def _may_process(status: str, force: bool, reload: bool) -> bool:
+    """Whether a version in ``status`` is (re)loaded: new or unfinished ones always; a
+    duplicate or rejected one when forced; any one when reprocessed (``reload``)."""
+    return status not in FINAL_STATUSES or reload or (force and status in ("duplicate", "rejected"))
 
 
 def _lock_status(conn: sa.Connection, file_id: int) -> str:
@@ -300,21 +307,24 @@ def ingest_file(
     *,
     force: bool = False,
     as_of: datetime | None = None,
+    reload: bool = False,
 ) -> IngestOutcome:
     """Ingest one object of the inbox; idempotent for a given (key, bytes) version.
 
     The bytes are read (and hashed) here, once: sensing only lists. ``force`` loads a
-    version held back as a duplicate.
+    version held back as a duplicate. ``reload`` (``reprocess``) loads the version again
+    under the current config, whatever its status, retiring its earlier contribution in
+    the same transaction.
     """
     with source.local_copy(obj.key) as path:
         sha = sha256_file(path)
         file_id, status = _claim(engine, obj, obj.feed, sha)
-        if status in FINAL_STATUSES and not (force and status in ("duplicate", "rejected")):
+        if not _may_process(status, force, reload):
             return _existing_outcome(engine, file_id)
         with tempfile.TemporaryDirectory(prefix="usage_pipeline_") as folder:
             context = file_context(obj, config, as_of)
             return _ingest_claimed(
-                engine, source, obj, context, path, Path(folder), file_id, sha, force
+                engine, source, obj, context, path, Path(folder), file_id, sha, force, reload
             )
 
 
@@ -342,13 +352,18 @@ def _ingest_claimed(
     file_id: int,
     sha: str,
     force: bool,
+    reload: bool = False,
 ) -> IngestOutcome:
     outcome = IngestOutcome(obj.key, sha, obj.feed, status="loaded", file_id=file_id)
     with engine.begin() as conn:
         status = _lock_status(conn, file_id)
-        if status in FINAL_STATUSES and not (force and status in ("duplicate", "rejected")):
+        if not _may_process(status, force, reload):
             conn.rollback()
             return _existing_outcome(engine, file_id)
+        retired: set[date] = set()
+        if reload and status == "loaded":  # the version's rows go first, in this transaction
+            retired = retire_version(conn, FEEDS[obj.feed], context, file_id).days
+        force = force or reload
         problem = _file_problem(obj)
         if problem is None:
             problem = FEEDS[obj.feed].file_problem(context)
@@ -407,7 +422,7 @@ def _ingest_claimed(
                         .values(status="superseded")
                     )
                 outcome.superseded = removed
-                outcome.days_touched = sorted(change.days)
+                outcome.days_touched = sorted(change.days | retired)
                 outcome.tables = sorted(change.tables)
                 outcome.notes = change.notes
                 if change.rows_loaded is not None:

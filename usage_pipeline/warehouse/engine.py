@@ -11,6 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from usage_pipeline.warehouse.migrations import migrate
 from usage_pipeline.warehouse.tables import metadata
 
 _ENGINES: dict[tuple[str, int], sa.Engine] = {}
@@ -83,7 +84,7 @@ def read_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
         yield conn.execution_options(**{READ_ONLY: True})
 
 
-SCHEMA_VERSION = "2"  # raise with every change an existing warehouse must be migrated to
+SCHEMA_VERSION = "3"  # raise with every change an existing warehouse must be migrated to
 SCHEMA_KEY = "schema_version"
 
 
@@ -106,6 +107,7 @@ def create_tables(engine: sa.Engine) -> None:
             if table.name in existing:  # indexes added to tables an older version created
                 for index in table.indexes:
                     index.create(conn, checkfirst=True)
+        migrate(conn, existing)
         _backfill_new_state(conn, existing)
         conn.execute(state.delete().where(state.c.name == SCHEMA_KEY))
         conn.execute(
@@ -122,6 +124,59 @@ def _backfill_new_state(conn: sa.Connection, existing: set[str]) -> None:
     for spec in (USER_STATE, ACCOUNT_STATE):
         if spec.state not in existing and spec.daily in existing:
             backfill_state(conn, spec)
+
+
+def open_read_only(url: str, need_version: str | None = None) -> sa.Engine:
+    """An engine that can only read an existing warehouse: never creates a file, a table or
+    a row (SQLite ``query_only``, PostgreSQL read-only transactions). Raises
+    :class:`WarehouseError` when the warehouse has no usage_pipeline tables, or when
+    ``need_version`` is given and an older version created it (not migrated yet)."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or not Path(parsed.database).is_file():
+            raise WarehouseError(
+                f"The warehouse {shown} does not exist yet; 'usage-pipeline run' creates it."
+            )
+        engine = sa.create_engine(url, connect_args={"timeout": 120})
+
+        @sa.event.listens_for(engine, "connect")
+        def _read_only(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            dbapi_connection.execute("PRAGMA query_only = ON")
+    else:
+        engine = sa.create_engine(url, pool_pre_ping=True)
+
+        @sa.event.listens_for(engine, "begin")
+        def _read_only_transaction(connection):  # type: ignore[no-untyped-def]
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+    try:
+        with engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            version = None
+            if "pipeline_state" in tables:
+                state = metadata.tables["pipeline_state"]
+                version = conn.execute(
+                    sa.select(state.c.value).where(state.c.name == SCHEMA_KEY)
+                ).scalar()
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise WarehouseError(f"Cannot open the warehouse {shown}: {reason}.") from exc
+    if "ingested_files" not in tables:
+        engine.dispose()
+        raise WarehouseError(
+            f"The warehouse {shown} has no usage_pipeline tables; 'usage-pipeline run' creates"
+            " them."
+        )
+    if need_version is not None and int(version or 0) < int(need_version):
+        engine.dispose()
+        raise WarehouseError(
+            f"The warehouse {shown} was created by an older version of usage_pipeline (schema"
+            f" {version or 1}); run 'usage-pipeline run' once to migrate it."
+        )
+    return engine
 
 
 def dispose_engines() -> None:

@@ -16,7 +16,8 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Day = sa.Date
 Instant = sa.DateTime(timezone=True)
 
-FILE_STATUSES = ("processing", "loaded", "rejected", "duplicate", "superseded")
+FILE_STATUSES = ("processing", "loaded", "rejected", "duplicate", "superseded", "reverted")
+STATUS_CHECK = f"status IN ({', '.join(repr(status) for status in FILE_STATUSES)})"
 
 ingested_files = sa.Table(
     "ingested_files",
@@ -36,10 +37,7 @@ ingested_files = sa.Table(
     sa.Column("min_day", Day),
     sa.Column("max_day", Day),
     sa.UniqueConstraint("source_key", "sha256", name="uq_ingested_files_identity"),
-    sa.CheckConstraint(
-        "status IN ('processing', 'loaded', 'rejected', 'duplicate', 'superseded')",
-        name="ck_ingested_files_status",
-    ),
+    sa.CheckConstraint(STATUS_CHECK, name="ck_ingested_files_status"),
     sa.Index("ix_ingested_files_feed_sha", "feed", "sha256"),
 )
 
@@ -57,6 +55,7 @@ user_activity_contributions = sa.Table(
     "user_activity_contributions",
     metadata,
     sa.Column("file_id", Id, nullable=False),
+    sa.Column("row_number", sa.BigInteger),  # the file's row (header = 1); null before lineage
     sa.Column("activity_date", Day, nullable=False),
     sa.Column("account_id", sa.Text, nullable=False),
     sa.Column("user_id", sa.Text, nullable=False),
@@ -255,6 +254,7 @@ account_usage_contributions = sa.Table(
     "account_usage_contributions",
     metadata,
     sa.Column("file_id", Id, nullable=False),
+    sa.Column("row_number", sa.BigInteger),  # the account's winning row; null before lineage
     sa.Column("activity_date", Day, nullable=False),
     sa.Column("account_id", sa.Text, nullable=False),
     sa.Column("module", sa.Text, nullable=False),
@@ -310,6 +310,7 @@ usage_event_meters = sa.Table(
     "usage_event_meters",
     metadata,
     sa.Column("file_id", Id, nullable=False),
+    sa.Column("row_number", sa.BigInteger),  # the event's row in its file; null before lineage
     sa.Column("event_ref", sa.Text, nullable=False),
     sa.Column("day", Day, nullable=False),
     sa.Column("customer_ref", sa.Text, nullable=False),
@@ -383,4 +384,17 @@ pipeline_state = sa.Table(
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("updated_at", Instant, nullable=False),
+)
+
+# Webhook alerts already delivered, one row per cause (a rejected file version, a failing
+# drop watch of one feed and night, ...): an alert is never posted twice for one cause.
+# ``subject`` groups the causes of one watch and night (for the "cleared" message).
+alerts_sent = sa.Table(
+    "alerts_sent",
+    metadata,
+    sa.Column("cause", sa.Text, primary_key=True),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("sent_at", Instant, nullable=False),
+    sa.Index("ix_alerts_sent_subject", "subject"),
 )
