@@ -138,7 +138,8 @@ def _sources(conn: sa.Connection, query: sa.Select, amounts: Any, note: Any) -> 
     rows = conn.execute(query).all()
     ids = sorted({int(r.file_id) for r in rows})
     if ids:
-        keys = dict(conn.execute(sa.select(f.file_id, f.source_key).where(f.file_id.in_(ids))))
+        found = conn.execute(sa.select(f.file_id, f.source_key).where(f.file_id.in_(ids)))
+        keys = {int(file_id): key for file_id, key in found.all()}
     return [
         Source(int(r.file_id), keys.get(int(r.file_id), "?"), r.row_number, amounts(r), note(r))
         for r in rows
