@@ -139,14 +139,14 @@ def night_files(conn: sa.Connection, feed: str, day: date, tz: ZoneInfo) -> list
     before it on, plus loaded files whose rows cover it), oldest first."""
     f = ingested_files.c
     covers = (f.status == LOADED) & (f.min_day <= day) & (f.max_day >= day)
+    columns = (f.file_id, f.source_key, f.status, f.rows_total, f.error, f.received_at)
     found = conn.execute(
-        sa.select(f.file_id, f.source_key, f.status, f.rows_total, f.error, f.received_at)
+        sa.select(*columns, f.min_day, f.max_day)
         .where(
             f.feed == feed,
             f.status.in_([LOADED, *NOT_LOADED]),
             sa.or_(f.received_at >= _midnight(day - timedelta(days=1), tz), covers),
         )
-        .add_columns(f.min_day, f.max_day)
         .order_by(f.file_id)
     ).all()
     return [

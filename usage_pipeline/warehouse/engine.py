@@ -30,6 +30,18 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _absolute(url: str) -> str:
+    """A SQLite URL with an absolute path: the engine cache must not hand a relative path
+    opened in another working folder to a command run in this one."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if database.startswith("file:"):
+        return url
+    return parsed.set(database=str(Path(database).resolve())).render_as_string(hide_password=False)
+
+
 def is_postgres(engine: sa.Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
@@ -54,7 +66,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 
 def get_engine(url: str) -> sa.Engine:
     """A cached engine (one per URL and process) whose tables exist."""
-    url = normalise_url(url)
+    url = _absolute(normalise_url(url))
     cache_key = (url, os.getpid())
     if cache_key in _ENGINES:
         return _ENGINES[cache_key]

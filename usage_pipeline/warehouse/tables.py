@@ -1,8 +1,9 @@
 """SQLAlchemy Core metadata: the single definition of every warehouse table.
 
 Public tables (names and columns are the analysts' contract, SPEC §3) and the internal
-``user_activity_contributions`` table that keeps each loaded file's rows so that a
-correction can replace exactly that file's contribution.
+per-file tables (``user_activity_contributions`` and the others) that keep each loaded
+file's rows, with their row numbers, so that a correction or a revert can replace exactly
+that file's contribution and ``explain`` can name the rows behind a number.
 """
 
 from __future__ import annotations
