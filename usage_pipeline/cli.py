@@ -254,13 +254,8 @@ def check(file: str, feed: str, import_name: str | None, config_file: str | None
 
 @contextmanager
 def _dry_run_connection(config: PipelineConfig) -> Iterator[sa.Connection | None]:
-    """A read connection to an existing warehouse (for matching), or None; never creates one."""
-    from usage_pipeline.warehouse.engine import normalise_url
-
-    url = sa.engine.make_url(normalise_url(config.warehouse))
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        yield None
-        return
+    """A read-only connection to an existing warehouse (for matching), or None; never
+    creates or changes anything."""
     try:
         engine = open_read_only(config.warehouse)
     except WarehouseError:
