@@ -12,12 +12,31 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+
+from usage_pipeline.config_drops import (
+    DEFAULT_DROPS,
+    DropWatch,
+    apply_legacy_drop,
+    drops_raw,
+    legacy_drop,
+    parse_drops,
+    parse_notifications,
+    parse_webhook,
+)
+from usage_pipeline.config_values import ConfigError
+from usage_pipeline.config_values import choice as _choice
+from usage_pipeline.config_values import mapping as _mapping
+from usage_pipeline.config_values import only_keys as _only_keys
+from usage_pipeline.config_values import parse_clock as _parse_clock
+from usage_pipeline.config_values import parse_duration as _parse_duration
+from usage_pipeline.config_values import parse_text as _parse_text
+from usage_pipeline.config_values import seconds as _seconds
 
 DEFAULT_CONFIG_PATH = "data/pipeline.yaml"
 DEFAULT_INBOX = "data/inbox"
@@ -28,10 +47,7 @@ ENV_INBOX = "USAGE_PIPELINE_INBOX"
 ENV_WAREHOUSE = "USAGE_PIPELINE_WAREHOUSE_URL"
 ENV_TIMEZONE = "USAGE_PIPELINE_TIMEZONE"
 ENV_S3_ENDPOINT = "AWS_ENDPOINT_URL"
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message is one sentence naming the key."""
+ENV_WEBHOOK = "USAGE_PIPELINE_WEBHOOK_URL"
 
 
 SNAPSHOT_PERIODS = ("single", "daily", "weekly", "monthly", "quarterly", "yearly")
@@ -98,8 +114,8 @@ class PipelineConfig:
     inbox: str = DEFAULT_INBOX
     warehouse: str = DEFAULT_WAREHOUSE
     max_reject_ratio: float = 0.05
-    drop_deadline: time = time(23, 0)
-    drop_grace: timedelta = timedelta(hours=2)
+    drops: tuple[DropWatch, ...] = DEFAULT_DROPS
+    webhook_url: str | None = None  # notifications.webhook_url
     s3_endpoint_url: str | None = None
     max_file_bytes: int = 5 * 1024**3
     chunk_rows: int = 200_000
@@ -117,6 +133,9 @@ class PipelineConfig:
     def import_config(self, name: str) -> ImportConfig | None:
         return next((i for i in self.imports if i.name == name), None)
 
+    def drop_watch(self, feed: str) -> DropWatch | None:
+        return next((w for w in self.drops if w.feed == feed), None)
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -128,8 +147,8 @@ class PipelineConfig:
             "inbox": self.inbox,
             "warehouse": self.warehouse,
             "max_reject_ratio": self.max_reject_ratio,
-            "drop_deadline": self.drop_deadline.strftime("%H:%M"),
-            "drop_grace": _seconds(self.drop_grace),
+            "drops": drops_raw(self.drops),
+            "notifications": {"webhook_url": self.webhook_url},
             "s3_endpoint_url": self.s3_endpoint_url,
             "max_file_bytes": self.max_file_bytes,
             "chunk_rows": self.chunk_rows,
@@ -176,27 +195,7 @@ class PipelineConfig:
         return _validated(dataclasses.replace(self, **data))
 
 
-def _seconds(value: timedelta) -> str:
-    return f"{int(value.total_seconds())}s"
-
-
 # key -> parser; every accepted YAML key appears here and nowhere else.
-def _parse_duration(value: Any, key: str) -> timedelta:
-    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", str(value))
-    if not match:
-        raise ConfigError(f"Config key '{key}' must be a duration like 30m or 2h, got {value!r}.")
-    amount, unit = int(match[1]), match[2]
-    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
-
-
-def _mapping(value: Any, key: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"Config key '{key}' must be a mapping of names to settings.")
-    return value
-
-
 def _names(value: Any, key: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -206,19 +205,6 @@ def _names(value: Any, key: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ConfigError(f"Config key '{key}' lists a name twice.")
     return names
-
-
-def _only_keys(value: Mapping[str, Any], allowed: set[str], key: str) -> None:
-    for name in value:
-        if name not in allowed:
-            known = ", ".join(sorted(allowed))
-            raise ConfigError(f"Unknown config key '{key}.{name}' (known keys: {known}).")
-
-
-def _choice(value: Any, choices: tuple[str, ...], key: str) -> str:
-    if value not in choices:
-        raise ConfigError(f"Config key '{key}' must be one of {', '.join(choices)}, got {value!r}.")
-    return str(value)
 
 
 def _parse_products(value: Any, key: str) -> tuple[ProductConfig, ...]:
@@ -343,13 +329,6 @@ def _parse_batch(value: Any, key: str) -> dict[str, int]:
     return parsed
 
 
-def _parse_clock(value: Any, key: str) -> time:
-    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", str(value))
-    if not match or int(match[1]) > 23 or int(match[2]) > 59:
-        raise ConfigError(f"Config key '{key}' must be a time of day like 23:00, got {value!r}.")
-    return time(int(match[1]), int(match[2]))
-
-
 def _parse_ratio(value: Any, key: str) -> float:
     try:
         ratio = float(value)
@@ -364,12 +343,6 @@ def _parse_positive_int(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"Config key '{key}' must be a positive whole number, got {value!r}.")
     return value
-
-
-def _parse_text(value: Any, key: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"Config key '{key}' must be a non-empty string, got {value!r}.")
-    return value.strip()
 
 
 def _parse_timezone(value: Any, key: str) -> str:
@@ -399,8 +372,10 @@ _FILE_KEYS: dict[str, tuple[str, Any]] = {
     "inbox": ("inbox", _parse_inbox),
     "warehouse": ("warehouse", _parse_text),
     "max_reject_ratio": ("max_reject_ratio", _parse_ratio),
-    "drop_deadline": ("drop_deadline", _parse_clock),
-    "drop_grace": ("drop_grace", _parse_duration),
+    "drops": ("drops", parse_drops),
+    "notifications": ("", parse_notifications),
+    "drop_deadline": ("", legacy_drop("deadline", _parse_clock)),
+    "drop_grace": ("", legacy_drop("grace", _parse_duration)),
     "s3_endpoint_url": ("s3_endpoint_url", _parse_text),
     "max_file_bytes": ("max_file_bytes", _parse_positive_int),
     "chunk_rows": ("chunk_rows", _parse_positive_int),
@@ -416,11 +391,14 @@ _ENV_KEYS = {
     ENV_WAREHOUSE: "warehouse",
     ENV_TIMEZONE: "timezone",
     ENV_S3_ENDPOINT: "s3_endpoint_url",
+    ENV_WEBHOOK: "webhook_url",
 }
 
 
 def _validated(config: PipelineConfig) -> PipelineConfig:
     _check_products_and_imports(config)
+    if config.webhook_url is not None:
+        parse_webhook(config.webhook_url, "notifications.webhook_url")
     _parse_timezone(config.timezone, "timezone")
     return config
 
@@ -443,6 +421,7 @@ def parse_config(raw: Mapping[str, Any] | None, source_path: str | None = None) 
             values[attr] = parser(value, key)
         else:
             values.update(parser(value, key))
+    apply_legacy_drop(values)
     return _validated(PipelineConfig(source_path=source_path, **values))
 
 

@@ -7,7 +7,8 @@ import dagster as dg
 from usage_pipeline.config import PipelineConfig, load_config
 from usage_pipeline.defs.billing import billing_periods, build_billing
 from usage_pipeline.defs.daily import build_daily_definitions
-from usage_pipeline.defs.drop_watch import build_drop_watch, user_activity_drop_arrivals
+from usage_pipeline.defs.drop_watch import build_drop_watch
+from usage_pipeline.defs.file_actions import reprocess_file_job, revert_file_job
 from usage_pipeline.defs.ingestion import inbox_file, ingest_files_job
 from usage_pipeline.defs.resources import PipelineResource
 from usage_pipeline.defs.run_end import build_end_of_run_job
@@ -38,21 +39,29 @@ TABLE_ASSETS = [
 def build_definitions(config: PipelineConfig) -> dg.Definitions:
     """Every asset, check, job, sensor and schedule for one resolved configuration."""
     daily = build_daily_definitions(config.timezone)
-    drop_job, drop_schedule = build_drop_watch(config)
+    drop_assets, drop_job, drop_schedules = build_drop_watch(config)
     billing_job, billing_schedule = build_billing(config)
     rollup_job, snapshot_job = daily.jobs
     end_of_run_job = build_end_of_run_job(drop_job, billing_job)
     return dg.Definitions(
         assets=[
             inbox_file,
-            user_activity_drop_arrivals,
+            *drop_assets,
             *daily.assets,
             *TABLE_ASSETS,
             billing_periods,
         ],
-        jobs=[ingest_files_job, *daily.jobs, drop_job, billing_job, end_of_run_job],
+        jobs=[
+            ingest_files_job,
+            *daily.jobs,
+            drop_job,
+            billing_job,
+            end_of_run_job,
+            revert_file_job,
+            reprocess_file_job,
+        ],
         sensors=[inbox_sensor, build_followup_sensor(rollup_job, snapshot_job)],
-        schedules=[*daily.schedules, drop_schedule, billing_schedule],
+        schedules=[*daily.schedules, *drop_schedules, billing_schedule],
         resources={"pipeline": PipelineResource.from_config(config)},
     )
 

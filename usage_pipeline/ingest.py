@@ -26,6 +26,7 @@ from usage_pipeline.feeds.base import process_chunk
 from usage_pipeline.quarantine import ErrorLog, quarantine
 from usage_pipeline.reading import NUL_STANDIN, FileFormatError, is_supported, open_csv
 from usage_pipeline.refusals import UNREAD, record_refusal, unreadable_reason
+from usage_pipeline.retire import retire_version
 from usage_pipeline.rollups import mark_rollups
 from usage_pipeline.snapshots import mark_latest_snapshots
 from usage_pipeline.sources import FileSource, SourceObject, sha256_file
@@ -35,7 +36,7 @@ from usage_pipeline.warehouse.engine import read_connection
 from usage_pipeline.warehouse.tables import ingested_files, rejected_rows
 from usage_pipeline.wording import capped
 
-FINAL_STATUSES = ("loaded", "rejected", "duplicate")
+FINAL_STATUSES = ("loaded", "rejected", "duplicate", "reverted")
 PREVIEW_ROWS = 5
 
 
@@ -120,6 +121,12 @@ def _claim(engine: sa.Engine, obj: SourceObject, feed: str, sha: str) -> tuple[i
             except sa.exc.IntegrityError:
                 continue  # another run claimed it at the same moment: read its row
     raise RuntimeError(f"Could not claim the ledger row of {obj.key}.")
+
+
+def _may_process(status: str, force: bool, reload: bool) -> bool:
+    """Whether a version in ``status`` is (re)loaded: new or unfinished ones always; a
+    duplicate or rejected one when forced; any one when reprocessed (``reload``)."""
+    return status not in FINAL_STATUSES or reload or (force and status in ("duplicate", "rejected"))
 
 
 def _lock_status(conn: sa.Connection, file_id: int) -> str:
@@ -259,12 +266,15 @@ def ingest_file(
     *,
     force: bool = False,
     as_of: datetime | None = None,
+    reload: bool = False,
 ) -> IngestOutcome:
     """Ingest one object of the inbox; idempotent for a given (key, bytes) version.
 
     The bytes are read (and hashed) here, once: sensing only lists. ``force`` loads a
-    version held back as a duplicate. An object that must not be read (an unsafe key, a
-    link leading outside the inbox) or cannot be read is recorded as rejected.
+    version held back as a duplicate; ``reload`` (``reprocess``) loads the version again
+    under the current config, whatever its status, retiring its earlier contribution in
+    the same transaction. An object that must not be read (an unsafe key, a link leading
+    outside the inbox) or cannot be read is recorded as rejected.
     """
     problem = obj.problem or key_problem(unescape_key(obj.key))
     if problem:
@@ -278,12 +288,12 @@ def ingest_file(
         except OSError as exc:
             return _refused(engine, obj, unreadable_reason(exc))
         file_id, status = _claim(engine, obj, obj.feed, sha)
-        if status in FINAL_STATUSES and not (force and status in ("duplicate", "rejected")):
+        if not _may_process(status, force, reload):
             return _existing_outcome(engine, file_id)
         with tempfile.TemporaryDirectory(prefix="usage_pipeline_") as folder:
             context = file_context(obj, config, as_of)
             return _ingest_claimed(
-                engine, source, obj, context, path, Path(folder), file_id, sha, force
+                engine, source, obj, context, path, Path(folder), file_id, sha, force, reload
             )
 
 
@@ -316,13 +326,18 @@ def _ingest_claimed(
     file_id: int,
     sha: str,
     force: bool,
+    reload: bool = False,
 ) -> IngestOutcome:
     outcome = IngestOutcome(obj.key, sha, obj.feed, status="loaded", file_id=file_id)
     with engine.begin() as conn:
         status = _lock_status(conn, file_id)
-        if status in FINAL_STATUSES and not (force and status in ("duplicate", "rejected")):
+        if not _may_process(status, force, reload):
             conn.rollback()
             return _existing_outcome(engine, file_id)
+        retired: set[date] = set()
+        if reload and status == "loaded":  # the version's rows go first, in this transaction
+            retired = retire_version(conn, FEEDS[obj.feed], context, file_id).days
+        force = force or reload
         problem = _file_problem(obj)
         if problem is None:
             problem = FEEDS[obj.feed].file_problem(context)
@@ -382,7 +397,7 @@ def _ingest_claimed(
                         .values(status="superseded")
                     )
                 outcome.superseded = removed
-                outcome.days_touched = sorted(change.days)
+                outcome.days_touched = sorted(change.days | retired)
                 outcome.tables = sorted(change.tables)
                 outcome.notes = change.notes
                 if change.rows_loaded is not None:

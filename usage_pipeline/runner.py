@@ -17,6 +17,7 @@ import dagster as dg
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.daily import ROLLUP_JOB, SNAPSHOT_JOB
+from usage_pipeline.defs.file_actions import file_action_config
 from usage_pipeline.defs.ingestion import INBOX_FILE, INGEST_JOB, batch_run_config
 from usage_pipeline.defs.run_end import END_OF_RUN_JOB
 from usage_pipeline.defs.tags import AS_OF_TAG, range_tags
@@ -112,11 +113,21 @@ class PipelineRunner:
             INGEST_JOB,
             run_config=batch_run_config(keys, force=force, as_of=as_of),
         )
+        self._collect_files(result)
+        return bool(result.success)
+
+    def _collect_files(self, result: Any) -> None:
+        """The file rows of the run's ``inbox_file`` materialisations, into the report."""
         for event in result.all_events:
             if event.asset_key != INBOX_FILE or not event.is_step_materialization:
                 continue
             metadata = event.step_materialization_data.materialization.metadata
             self.report.files.extend(metadata["file_details"].value)
+
+    def file_action(self, job_name: str, op: str, key: str) -> bool:
+        """One ``revert_file_job`` / ``reprocess_file_job`` run for ``key``."""
+        result = self._execute(job_name, run_config=file_action_config(op, key))
+        self._collect_files(result)
         return bool(result.success)
 
     def _daily(self, job_name: str, day_range: DayRange, days: list[str]) -> None:
@@ -191,4 +202,20 @@ def force_ingest(
     runner = PipelineRunner(config, instance, log_level)
     runner.ingest([key], force=True)
     runner.follow_up()
+    return runner.report
+
+
+def act_on_file(
+    config: PipelineConfig,
+    instance: dg.DagsterInstance,
+    job_name: str,
+    op: str,
+    key: str,
+    log_level: str = "INFO",
+) -> RunReport:
+    """Revert or reprocess ``key`` (one run of ``job_name``), then roll up the days it
+    changed and refresh the snapshots that read them."""
+    runner = PipelineRunner(config, instance, log_level)
+    if runner.file_action(job_name, op, key):
+        runner.follow_up()
     return runner.report

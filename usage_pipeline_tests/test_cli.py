@@ -73,7 +73,7 @@ def test_run_exit_codes(project: Path) -> None:
     assert bad.exit_code == 1
 
     status = invoke("status")
-    assert status.exit_code == 1
+    assert status.exit_code == 1, status.output
     assert "#2     rejected   user_activity/usage_2026-11-21.csv  0/1 rows loaded" in status.output
     assert "Files by status: loaded 1, rejected 1" in status.output
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from usage_pipeline.config import ConfigError, PipelineConfig, load_config
+from usage_pipeline.config import ConfigError, DropWatch, PipelineConfig, load_config
 
 
 def test_file_then_environment_then_flags(tmp_path: Path) -> None:
@@ -28,8 +28,7 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
         inbox="data/other",
         warehouse="postgresql+psycopg://u@h/db",
         max_reject_ratio=0.1,
-        drop_deadline=time(22, 30),
-        drop_grace=timedelta(minutes=90),
+        drops=(DropWatch("user_activity", time(22, 30), timedelta(minutes=90)),),
     )
 
 
@@ -46,6 +45,21 @@ def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ("max_reject_ratio: 2\n", "Config key 'max_reject_ratio' must be a number between 0 and 1"),
         ("drop_deadline: '25:00'\n", "Config key 'drop_deadline' must be a time of day"),
         ("drop_grace: soon\n", "Config key 'drop_grace' must be a duration like 30m or 2h"),
+        ("drops: {user_actvity: {}}\n", "Config key 'drops.user_actvity' names no feed"),
+        ("drops: {events: {days: sundays}}\n", "Config key 'drops.events.days' must be one of"),
+        ("drops: {events: {due: '06:00'}}\n", "Unknown config key 'drops.events.due'"),
+        (
+            "drops: {events: {volume_band: [200%, 50%]}}\n",
+            "Config key 'drops.events.volume_band' must list the lower share first",
+        ),
+        (
+            "drop_deadline: '22:00'\ndrops: {user_activity: {grace: 1h}}\n",
+            "Config keys 'drop_deadline'/'drop_grace' and 'drops.user_activity' both set",
+        ),
+        (
+            "notifications: {webhook_url: hooks.slack.com/x}\n",
+            "Config key 'notifications.webhook_url' must be an http:// or https:// URL",
+        ),
     ],
 )
 def test_invalid_keys_are_named(tmp_path: Path, text: str, message: str) -> None:
@@ -70,4 +84,36 @@ def test_the_committed_example_config_serves_the_demo() -> None:
         "data/inbox",
         "sqlite:///data/warehouse.db",
         "UTC",
+    )
+
+
+def test_drops_and_notifications(tmp_path: Path) -> None:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        "drops:\n"
+        "  usage_events: {deadline: '06:00', grace: 1h, days: weekdays}\n"
+        "  events: {volume_band: [40%, 3]}\n"
+        "notifications: {webhook_url: 'https://hooks.example.com/T1'}\n"
+    )
+
+    config = load_config(path, environ={"USAGE_PIPELINE_WEBHOOK_URL": "http://127.0.0.1:9/h"})
+
+    assert config.drops == (
+        DropWatch("events", volume_band=(0.4, 3.0)),
+        DropWatch("usage_events", time(6, 0), timedelta(hours=1), "weekdays"),
+    )
+    assert config.drop_watch("user_activity") is None  # listing feeds replaces the default
+    assert config.webhook_url == "http://127.0.0.1:9/h"  # the environment wins
+    assert PipelineConfig.from_json(config.to_json()) == config
+
+
+def test_default_and_legacy_drop_watch() -> None:
+    from usage_pipeline.config import parse_config
+
+    assert parse_config({}).drops == (DropWatch("user_activity", time(23, 0), timedelta(hours=2)),)
+    assert parse_config({"drops": {}}).drops == ()  # nothing watched
+    legacy = parse_config({"drop_grace": "30m", "drops": {"accounts": {"days": "weekdays"}}})
+    assert legacy.drops == (
+        DropWatch("accounts", days="weekdays"),
+        DropWatch("user_activity", grace=timedelta(minutes=30)),
     )

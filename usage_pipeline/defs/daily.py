@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from usage_pipeline import rollups, snapshots
+from usage_pipeline.alerts import reconciliation_alert, send
 from usage_pipeline.days import day_spans
 from usage_pipeline.defs.ingestion import INBOX_FILE
 from usage_pipeline.defs.partitions import ONE_RUN_PER_RANGE, daily_partitions
@@ -61,7 +62,10 @@ def range_request(
     )
 
 
-def _reconciliation(conn, days: list[date]) -> dg.AssetCheckResult:  # type: ignore[no-untyped-def]
+def _reconciliation(  # type: ignore[no-untyped-def]
+    conn, days: list[date]
+) -> tuple[dg.AssetCheckResult, list[rollups.DayTotals]]:
+    """The check over ``days`` and the days whose totals disagree."""
     totals = [rollups.day_totals(conn, day) for day in days]
     failing = [t for t in totals if not t.reconciled]
     return dg.AssetCheckResult(
@@ -81,7 +85,7 @@ def _reconciliation(conn, days: list[date]) -> dg.AssetCheckResult:  # type: ign
             "account_usage_rolled_count": sum(t.account_usage_rolled for t in totals),
             "failing_days": dg.MetadataValue.json([t.day.isoformat() for t in failing]),
         },
-    )
+    ), failing
 
 
 def _rollup_asset(rollup: rollups.DailyRollup, days_def: dg.PartitionsDefinition):
@@ -123,7 +127,8 @@ def _rollup_asset(rollup: rollups.DailyRollup, days_def: dg.PartitionsDefinition
         if not reconciled:
             return dg.MaterializeResult(metadata=metadata)
         with read_connection(engine) as conn:
-            check = _reconciliation(conn, days)
+            check, failing = _reconciliation(conn, days)
+        send(engine, pipeline.settings(), reconciliation_alert(failing), context.log)
         return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
     return _rollup

@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from usage_pipeline.alerts import rejected_file_alerts, send
 from usage_pipeline.batch import FAILED, MISSING, ingest_batch
 from usage_pipeline.defs.checks import batch_checks, check_specs
 from usage_pipeline.defs.resources import PipelineResource
@@ -191,6 +192,7 @@ def inbox_file(
     )
     _report(context, outcomes)
     fresh = [o for o in outcomes if not o.already_done]
+    send(pipeline.engine(), settings, rejected_file_alerts(fresh), context.log)
     yield from batch_checks(INBOX_FILE, fresh, settings.max_reject_ratio)
     failed = [o for o in outcomes if o.status == FAILED]
     if failed:

@@ -198,9 +198,16 @@ class AccountUsageFeed(Feed):
         staged_rows = conn.execute(sa.select(sa.func.count(s.row_number.distinct()))).scalar_one()
         conn.execute(
             account_usage_contributions.insert().from_select(
-                ["file_id", "activity_date", "account_id", "module", "activity", "count"],
+                ["file_id", "row_number", "activity_date", "account_id", "module", "activity"]
+                + ["count"],
                 sa.select(
-                    s.file_id, s.activity_date, s.account_id, s.module, s.activity, s["count"]
+                    s.file_id,
+                    s.row_number,
+                    s.activity_date,
+                    s.account_id,
+                    s.module,
+                    s.activity,
+                    s["count"],
                 )
                 .where(s.module.is_not(None), s.row_number.in_(winners))
                 .order_by(s.activity_date, s.account_id, s.module, s.activity),

@@ -619,6 +619,7 @@ class UsageEventsFeed(Feed):
         rows = (
             sa.select(
                 s.file_id,
+                s.row_number,
                 s.event_ref,
                 s.day,
                 s.customer_ref,
@@ -636,6 +637,7 @@ class UsageEventsFeed(Feed):
         )
         columns = [
             "file_id",
+            "row_number",
             "event_ref",
             "day",
             "customer_ref",

@@ -92,6 +92,7 @@ class UserActivityFeed(Feed):
         good = parsed[valid.to_numpy()]
         rows = pd.DataFrame(
             {
+                "row_number": good.index.to_numpy(dtype="int64"),
                 "activity_date": iso_days(day[valid.to_numpy()]),
                 **{name: good[name].to_numpy() for name in ID_COLUMNS},
                 "count": good["count"].to_numpy().astype("int64"),

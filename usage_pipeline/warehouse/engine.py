@@ -14,7 +14,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from usage_pipeline.warehouse.migrations import run_data_steps
+from usage_pipeline.warehouse.migrations import migrate
 from usage_pipeline.warehouse.tables import metadata
 from usage_pipeline.wording import name_list
 
@@ -66,6 +66,18 @@ def _reason(exc: BaseException) -> str:
     return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
+def _absolute(url: str) -> str:
+    """A SQLite URL with an absolute path: the engine cache must not hand a relative path
+    opened in another working folder to a command run in this one."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if database.startswith("file:"):
+        return url
+    return parsed.set(database=str(Path(database).resolve())).render_as_string(hide_password=False)
+
+
 def is_postgres(engine: sa.Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
@@ -90,7 +102,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 
 def get_engine(url: str) -> sa.Engine:
     """A cached engine (one per URL and process) whose tables exist."""
-    url = normalise_url(url)
+    url = _absolute(normalise_url(url))
     cache_key = (url, os.getpid())
     if cache_key in _ENGINES:
         return _ENGINES[cache_key]
@@ -116,11 +128,12 @@ def get_engine(url: str) -> sa.Engine:
     return engine
 
 
-def open_existing(url: str) -> sa.Engine:
+def open_existing(url: str, need_version: str | None = None) -> sa.Engine:
     """A read-only engine on a warehouse that already holds the project's tables, for
-    ``status`` and ``check``: it creates no folder, file or table and writes nothing
-    (SQLite opened with ``mode=ro``, PostgreSQL sessions read-only). Otherwise a
-    :class:`WarehouseError` says what is missing."""
+    ``status``, ``check`` and ``explain``: it creates no folder, file or table and writes
+    nothing (SQLite opened with ``mode=ro``, PostgreSQL sessions read-only). Otherwise a
+    :class:`WarehouseError` says what is missing; with ``need_version``, also when an older
+    version created the warehouse and no run has migrated it yet."""
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database or ""
@@ -141,9 +154,16 @@ def open_existing(url: str) -> sa.Engine:
     try:
         with engine.connect() as conn:
             existing = set(sa.inspect(conn).get_table_names())
+            version = _stored_version(conn) if "pipeline_state" in existing else None
     except sa.exc.SQLAlchemyError as exc:
         engine.dispose()
         raise WarehouseError(f"Cannot open the warehouse {parsed!r}: {_reason(exc)}.") from exc
+    if need_version is not None and existing and int(version or 0) < int(need_version):
+        engine.dispose()
+        raise WarehouseError(
+            f"The warehouse {parsed!r} was created by an older version of usage_pipeline"
+            f" (schema {version or 1}); run 'usage-pipeline run' once to migrate it."
+        )
     missing = [name for name in metadata.tables if name not in existing]
     if missing:
         engine.dispose()
@@ -157,6 +177,11 @@ def open_existing(url: str) -> sa.Engine:
             " 'usage-pipeline run' once to bring it up to date."
         )
     return engine
+
+
+def _stored_version(conn: sa.Connection) -> str | None:
+    state = metadata.tables["pipeline_state"]
+    return conn.execute(sa.select(state.c.value).where(state.c.name == SCHEMA_KEY)).scalar()
 
 
 def _read_only_session(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -175,7 +200,8 @@ def read_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 
 # Raise with every change an existing warehouse must be migrated to (3: account_top_users,
-# lower-cased events property keys).
+# lower-cased events property keys, row numbers in the contribution tables, the ledger
+# status 'reverted').
 SCHEMA_VERSION = "3"
 SCHEMA_KEY = "schema_version"
 
@@ -188,20 +214,16 @@ def create_tables(engine: sa.Engine) -> None:
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7248310)")
         existing = set(sa.inspect(conn).get_table_names())
         state = metadata.tables["pipeline_state"]
-        version = None
-        if "pipeline_state" in existing:
-            version = conn.execute(
-                sa.select(state.c.value).where(state.c.name == SCHEMA_KEY)
-            ).scalar()
-            if version == SCHEMA_VERSION:
-                return
+        version = _stored_version(conn) if "pipeline_state" in existing else None
+        if version == SCHEMA_VERSION:
+            return
         metadata.create_all(conn, checkfirst=True)
         for table in metadata.sorted_tables:
             if table.name in existing:  # indexes added to tables an older version created
                 for index in table.indexes:
                     index.create(conn, checkfirst=True)
+        migrate(conn, version, existing)
         _backfill_new_state(conn, existing)
-        run_data_steps(conn, version, existing)
         conn.execute(state.delete().where(state.c.name == SCHEMA_KEY))
         conn.execute(
             state.insert().values(

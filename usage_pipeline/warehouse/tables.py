@@ -1,8 +1,9 @@
 """SQLAlchemy Core metadata: the single definition of every warehouse table.
 
 Public tables (names and columns are the analysts' contract, SPEC §3) and the internal
-``user_activity_contributions`` table that keeps each loaded file's rows so that a
-correction can replace exactly that file's contribution.
+per-file tables (``user_activity_contributions`` and the others) that keep each loaded
+file's rows, with their row numbers, so that a correction or a revert can replace exactly
+that file's contribution and ``explain`` can name the rows behind a number.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Day = sa.Date
 Instant = sa.DateTime(timezone=True)
 
-FILE_STATUSES = ("processing", "loaded", "rejected", "duplicate", "superseded")
+FILE_STATUSES = ("processing", "loaded", "rejected", "duplicate", "superseded", "reverted")
+STATUS_CHECK = f"status IN ({', '.join(repr(status) for status in FILE_STATUSES)})"
 
 ingested_files = sa.Table(
     "ingested_files",
@@ -36,10 +38,7 @@ ingested_files = sa.Table(
     sa.Column("min_day", Day),
     sa.Column("max_day", Day),
     sa.UniqueConstraint("source_key", "sha256", name="uq_ingested_files_identity"),
-    sa.CheckConstraint(
-        "status IN ('processing', 'loaded', 'rejected', 'duplicate', 'superseded')",
-        name="ck_ingested_files_status",
-    ),
+    sa.CheckConstraint(STATUS_CHECK, name="ck_ingested_files_status"),
     sa.Index("ix_ingested_files_feed_sha", "feed", "sha256"),
 )
 
@@ -57,6 +56,7 @@ user_activity_contributions = sa.Table(
     "user_activity_contributions",
     metadata,
     sa.Column("file_id", Id, nullable=False),
+    sa.Column("row_number", sa.BigInteger),  # the file's row (header = 1); null before lineage
     sa.Column("activity_date", Day, nullable=False),
     sa.Column("account_id", sa.Text, nullable=False),
     sa.Column("user_id", sa.Text, nullable=False),
@@ -268,6 +268,7 @@ account_usage_contributions = sa.Table(
     "account_usage_contributions",
     metadata,
     sa.Column("file_id", Id, nullable=False),
+    sa.Column("row_number", sa.BigInteger),  # the account's winning row; null before lineage
     sa.Column("activity_date", Day, nullable=False),
     sa.Column("account_id", sa.Text, nullable=False),
     sa.Column("module", sa.Text, nullable=False),
@@ -323,6 +324,7 @@ usage_event_meters = sa.Table(
     "usage_event_meters",
     metadata,
     sa.Column("file_id", Id, nullable=False),
+    sa.Column("row_number", sa.BigInteger),  # the event's row in its file; null before lineage
     sa.Column("event_ref", sa.Text, nullable=False),
     sa.Column("day", Day, nullable=False),
     sa.Column("customer_ref", sa.Text, nullable=False),
@@ -396,4 +398,17 @@ pipeline_state = sa.Table(
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("updated_at", Instant, nullable=False),
+)
+
+# Webhook alerts already delivered, one row per cause (a rejected file version, a failing
+# drop watch of one feed and night, ...): an alert is never posted twice for one cause.
+# ``subject`` groups the causes of one watch and night (for the "cleared" message).
+alerts_sent = sa.Table(
+    "alerts_sent",
+    metadata,
+    sa.Column("cause", sa.Text, primary_key=True),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("sent_at", Instant, nullable=False),
+    sa.Index("ix_alerts_sent_subject", "subject"),
 )
