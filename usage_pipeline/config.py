@@ -471,19 +471,28 @@ def load_config(
         attr: _override(attr, env[name], name) for name, attr in _ENV_KEYS.items() if env.get(name)
     }
     explicit = {
-        k: _override(k, v, f"--{k.replace('_', '-')}") if k in _FILE_KEYS else v
+        k: _override(k, v, f"--{k.replace('_', '-')}")
+        if k in _FILE_KEYS or k in _NESTED_OVERRIDES
+        else v
         for k, v in overrides.items()
         if v is not None
     }
     return config.with_overrides(**{**env_values, **explicit})
 
 
+# Overridable settings that live inside a nested file key: (their key path, parser).
+_NESTED_OVERRIDES: dict[str, tuple[str, Any]] = {
+    "webhook_url": ("notifications.webhook_url", parse_webhook),
+}
+
+
 def _override(key: str, value: Any, source: str) -> Any:
     """``value`` for config key ``key`` given by ``source`` (a variable or an option),
     validated like the file key; the error names both."""
+    path, parser = _NESTED_OVERRIDES.get(key) or (key, _FILE_KEYS[key][1])
     try:
-        return _FILE_KEYS[key][1](value, key)
+        return parser(value, path)
     except ConfigError as exc:
         raise ConfigError(
-            str(exc).replace(f"Config key '{key}'", f"{source} (config key '{key}')", 1)
+            str(exc).replace(f"Config key '{path}'", f"{source} (config key '{path}')", 1)
         ) from None

@@ -4,6 +4,7 @@ yet done; the CLI reads only new files' bytes; two rebuilds of one day never col
 from __future__ import annotations
 
 import multiprocessing
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,19 @@ HEADER = "account_id,user_id,module,activity,count,date"
 VOLATILE = {"ingested_files", "pipeline_state", "snapshot_dates"}
 
 
+def _comparable(value: Any) -> Any:
+    """Instants as SQLite stores them (UTC text), so both databases compare equal."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
 def tables(url: str) -> dict[str, list[tuple]]:
-    result = {name: rows(url, name) for name in metadata.tables if name not in VOLATILE}
+    result = {
+        name: [tuple(_comparable(v) for v in row) for row in rows(url, name)]
+        for name in metadata.tables
+        if name not in VOLATILE
+    }
     result["ingested_files"] = rows(
         url, "ingested_files", columns="file_id, source_key, status, rows_loaded"
     )

@@ -159,8 +159,8 @@ def test_explain_and_status_never_write(project: Path) -> None:
         missing = invoke(*verb)
         assert (missing.exit_code, missing.output) == (
             2,
-            "error: The warehouse sqlite:///data/warehouse.db does not exist yet;"
-            " 'usage-pipeline run' creates it.\n",
+            "error: There is no warehouse at sqlite:///data/warehouse.db (no such SQLite"
+            " file): check the warehouse URL, or run 'usage-pipeline run' to create it.\n",
         )
     assert not database.exists()
 
@@ -170,8 +170,8 @@ def test_explain_and_status_never_write(project: Path) -> None:
         empty = invoke(*verb)
         assert (empty.exit_code, empty.output) == (
             2,
-            "error: The warehouse sqlite:///data/warehouse.db has no usage_pipeline tables;"
-            " 'usage-pipeline run' creates them.\n",
+            "error: The warehouse sqlite:///data/warehouse.db holds none of the project's"
+            " tables: check the warehouse URL, or run 'usage-pipeline run' to create them.\n",
         )
     assert _digest(database) == before
 
@@ -189,7 +189,8 @@ def test_status_on_an_empty_postgres_schema(project: Path, pg_url: str) -> None:
     result = invoke("status")
     assert result.exit_code == 2
     assert result.output.endswith(
-        " has no usage_pipeline tables; 'usage-pipeline run' creates them.\n"
+        " holds none of the project's tables: check the warehouse URL, or run"
+        " 'usage-pipeline run' to create them.\n"
     )
     engine = sa.create_engine(pg_url)
     with engine.connect() as conn:

@@ -261,7 +261,7 @@ def test_revert_and_reprocess_verbs(project: Path, warehouse_url: str) -> None:
         0,
         [
             f"  reverted   {key}  rows 0/2 loaded",
-            "  rolled up: 2026-11-19, 2026-11-20",
+            "  rolled up: 2026-11-19..2026-11-20",
             "  snapshots: 2026-11-20",
         ],
     )
@@ -274,7 +274,7 @@ def test_revert_and_reprocess_verbs(project: Path, warehouse_url: str) -> None:
         0,
         [
             f"  loaded     {key}  rows 2/2 loaded",
-            "  rolled up: 2026-11-19, 2026-11-20",
+            "  rolled up: 2026-11-19..2026-11-20",
             "  snapshots: 2026-11-20",
         ],
     )
