@@ -120,11 +120,20 @@ def test_readme_has_the_two_commands_and_links_resolve() -> None:
         text = page.read_text(encoding="utf-8")
         assert "../shared" not in text, page
         for target in re.findall(r"\]\(([^)\s]+)\)", text):
-            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            if re.match(r"[a-z]+:", target):
                 continue
-            resolved = (page.parent / target.split("#")[0]).resolve()
+            path, _, anchor = target.partition("#")
+            resolved = (page.parent / path).resolve() if path else page
             assert resolved.exists(), f"{page.name} links to {target}, which does not exist"
             assert REPO in resolved.parents, f"{page.name} links outside the repository"
+            if anchor and resolved.suffix == ".md":
+                assert anchor in _anchors(resolved), f"{page.name}: no heading for {target}"
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors of a markdown page."""
+    headings = re.findall(r"^#+ (.*)$", page.read_text(encoding="utf-8"), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
 
 
 def test_pages_say_nothing_about_development() -> None:
