@@ -35,7 +35,7 @@ from usage_pipeline.warehouse.tables import attribute_observations
 HISTORY_TABLE = "account_attribute_history"
 
 
-class AccountAttributesFeed(Feed):
+class AccountAttributesFeed(Feed[None]):
     """Attribute values per account and day; a history row only when the value changes."""
 
     name = "account_attributes"

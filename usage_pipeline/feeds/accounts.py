@@ -43,7 +43,7 @@ def accounts_schema() -> pa.DataFrameSchema:
     )
 
 
-class AccountsFeed(Feed):
+class AccountsFeed(Feed[None]):
     """One row per account; the latest loaded file that lists an account wins."""
 
     name = "accounts"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -14,6 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from usage_pipeline.config import PipelineConfig
+from usage_pipeline.feeds.common import ERROR_COLUMNS, as_date
 from usage_pipeline.reading import NUL_STANDIN
 from usage_pipeline.warehouse.tables import ingested_files
 from usage_pipeline.wording import name_list, shown
@@ -21,12 +22,15 @@ from usage_pipeline.wording import name_list, shown
 if TYPE_CHECKING:
     import pandera.pandas as pa
 
-ERROR_COLUMNS = ["row_number", "column_name", "value", "error"]
+__all__ = ["ERROR_COLUMNS", "ChunkResult", "Feed", "FeedChange", "FeedCheck", "FileContext"]
+
+StateT = TypeVar("StateT")
 
 
 @dataclass(frozen=True)
-class FileContext:
-    """Facts about the file being read that row rules depend on."""
+class FileContext(Generic[StateT]):
+    """Facts about the file being read that row rules depend on; ``lookup`` is the feed's own
+    per-file state (``StateT``), made by :meth:`Feed.prepare` (None before it runs)."""
 
     key: str
     drop_day: date
@@ -35,12 +39,19 @@ class FileContext:
     config: PipelineConfig = field(default_factory=PipelineConfig)
     as_of: datetime | None = None  # the run's "now" (``run --as-of``); None means the clock
     import_name: str | None = None  # product_usage/<import>/...
-    lookup: Any = None  # what Feed.prepare loaded for this file (e.g. an account matcher)
+    lookup: StateT | None = None  # the feed's per-file state (Feed.load_state)
     loaded_days: frozenset[date] = frozenset()  # days of the rows this file loaded (for apply)
 
     @property
     def now(self) -> datetime:
         return self.as_of or datetime.now(timezone.utc)
+
+    @property
+    def state(self) -> StateT:
+        """The feed's per-file state; an error when :meth:`Feed.prepare` has not run."""
+        if self.lookup is None:
+            raise RuntimeError(f"Feed.prepare() must run before the rows of {self.key} are read.")
+        return self.lookup
 
 
 @dataclass
@@ -91,12 +102,13 @@ class FeedCheck:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class Feed(ABC):
+class Feed(ABC, Generic[StateT]):
     """A feed: its file contract (columns, pandera schema) and how valid rows are stored.
 
     The ingestion mechanism (ledger, reading, validation loop, one transaction, quarantine)
-    is shared; a feed supplies the columns, :meth:`process_chunk` (pure: text cells in,
-    rows for :attr:`target` out) and, when it keeps derived tables, :meth:`apply`.
+    is shared; a feed supplies the columns, :meth:`load_state` (its typed per-file state,
+    ``StateT``), :meth:`process_chunk` (pure: text cells in, rows for :attr:`target` out),
+    when it keeps derived tables :meth:`apply`, and its own :meth:`checks`.
     """
 
     name: str
@@ -147,17 +159,21 @@ class Feed(ABC):
             )
         return None
 
-    def prepare(self, conn: sa.Connection | None, context: FileContext) -> FileContext:
+    def prepare(self, conn: sa.Connection | None, context: FileContext) -> FileContext[StateT]:
+        """``context`` with the file's state (:meth:`load_state`) as ``lookup``."""
+        return replace(context, lookup=self.load_state(conn, context))
+
+    def load_state(self, conn: sa.Connection | None, context: FileContext) -> StateT:
         """Load what rows are checked against (in the file's transaction; ``conn`` is None for
         a dry run without a warehouse). Raise :class:`ValueError` to reject the file."""
-        return context
+        return None  # type: ignore[return-value]  # stateless feeds: Feed[None]
 
     @abstractmethod
-    def process_chunk(self, raw: pd.DataFrame, context: FileContext) -> ChunkResult:
+    def process_chunk(self, raw: pd.DataFrame, context: FileContext[StateT]) -> ChunkResult:
         """Validate one chunk of text cells and return the rows for :attr:`target`."""
 
     def apply(
-        self, conn: sa.Connection, context: FileContext, file_id: int, removed: list[int]
+        self, conn: sa.Connection, context: FileContext[StateT], file_id: int, removed: list[int]
     ) -> FeedChange:
         """Inside the file's transaction, after its rows are in :attr:`target`: retire the
         rows of the superseded versions ``removed`` and update derived tables. The default
@@ -166,13 +182,10 @@ class Feed(ABC):
             days=remove_file_rows(conn, self.target, self.day_column, removed, context.loaded_days)
         )
 
-    def checks(self, outcome: Any) -> list[FeedCheck]:
-        """Results of :attr:`check_names` for an ingested file (``outcome`` is IngestOutcome)."""
+    def checks(self, outcome: Any, state: StateT | None = None) -> list[FeedCheck]:
+        """Results of :attr:`check_names` for an ingested file (``outcome`` is IngestOutcome;
+        ``state`` the file's :meth:`load_state`, None when it did not run)."""
         return []
-
-
-def _as_date(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def remove_file_rows(
@@ -199,7 +212,7 @@ def remove_file_rows(
                 day = table.c[day_column]
                 where += [day >= bounds[0], day <= bounds[1]]
             found = conn.execute(sa.select(table.c[day_column]).where(*where).distinct())
-            days.update(_as_date(d) for d in found.scalars())
+            days.update(as_date(d) for d in found.scalars())
         conn.execute(table.delete().where(*where))
     return days
 

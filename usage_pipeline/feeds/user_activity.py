@@ -57,7 +57,7 @@ def user_activity_schema(first_day: pd.Timestamp, last_day: pd.Timestamp) -> pa.
     )
 
 
-class UserActivityFeed(Feed):
+class UserActivityFeed(Feed[None]):
     """Rows summed per (day, account, user, module, activity); invalid rows rejected singly."""
 
     name = "user_activity"
