@@ -46,14 +46,8 @@ from usage_pipeline.feeds.attribute_history import (
     row_days,
     update_history,
 )
-from usage_pipeline.feeds.base import (
-    ChunkResult,
-    Feed,
-    FeedChange,
-    FileContext,
-    remove_file_rows,
-    validate,
-)
+from usage_pipeline.feeds.base import ChunkResult, Feed, FeedChange, FileContext, remove_file_rows
+from usage_pipeline.feeds.validation import validate
 from usage_pipeline.warehouse.engine import READ_ONLY
 from usage_pipeline.warehouse.tables import (
     Day,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from usage_pipeline.days import iso_days
-from usage_pipeline.feeds.base import ChunkResult, FileContext, validate
+from usage_pipeline.feeds.base import ChunkResult, FileContext
 from usage_pipeline.feeds.common import json_objects, json_values, text_cells
 from usage_pipeline.feeds.events.contract import (
     KEY_COLUMNS,
@@ -14,6 +14,7 @@ from usage_pipeline.feeds.events.contract import (
     EventsFileSettings,
     events_schema,
 )
+from usage_pipeline.feeds.validation import validate
 from usage_pipeline.timestamps import parse_instants, storage_text
 
 

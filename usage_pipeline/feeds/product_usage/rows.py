@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from usage_pipeline.days import FIRST_DAY
-from usage_pipeline.feeds.base import ChunkResult, FileContext, validate
+from usage_pipeline.feeds.base import ChunkResult, FileContext
 from usage_pipeline.feeds.common import ERROR_COLUMNS, merge_errors
 from usage_pipeline.feeds.product_usage.contract import (
     PARSERS,
@@ -20,6 +20,7 @@ from usage_pipeline.feeds.product_usage.contract import (
 )
 from usage_pipeline.feeds.product_usage.report import report_lines
 from usage_pipeline.feeds.product_usage.state import PreparedImport
+from usage_pipeline.feeds.validation import validate
 from usage_pipeline.periods import period_starts
 from usage_pipeline.timestamps import TIMESTAMP_KIND, parse_days
 from usage_pipeline.warehouse.tables import product_usage_observations

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.feeds.base import ChunkResult, Feed, FeedChange, FeedCheck, FileContext
-from usage_pipeline.feeds.known_refs import KnownRefs
 from usage_pipeline.feeds.usage_events.contract import (
     CLOSED_PERIOD_CHECK,
     FINAL_PERIOD_FAILURE,
@@ -21,6 +20,7 @@ from usage_pipeline.feeds.usage_events.contract import (
     template,
     usage_events_schema,
 )
+from usage_pipeline.feeds.usage_events.known_refs import KnownRefs
 from usage_pipeline.feeds.usage_events.rows import usage_event_rows
 from usage_pipeline.feeds.usage_events.state import FileState
 from usage_pipeline.feeds.usage_events.store import apply_file, refuse_changing_final_periods

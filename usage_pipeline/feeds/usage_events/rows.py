@@ -10,7 +10,7 @@ import pandas as pd
 
 from usage_pipeline import billing
 from usage_pipeline.days import iso_days
-from usage_pipeline.feeds.base import ChunkResult, FileContext, validate
+from usage_pipeline.feeds.base import ChunkResult, FileContext
 from usage_pipeline.feeds.common import (
     ERROR_COLUMNS,
     json_objects,
@@ -26,6 +26,7 @@ from usage_pipeline.feeds.usage_events.contract import (
     Layout,
 )
 from usage_pipeline.feeds.usage_events.state import FileState
+from usage_pipeline.feeds.validation import validate
 from usage_pipeline.timestamps import parse_instants, storage_text, utc_text
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from usage_pipeline.feeds.known_refs import KnownRefs
+from usage_pipeline.feeds.usage_events.known_refs import KnownRefs
 
 if TYPE_CHECKING:
     import pandera.pandas as pa
