@@ -56,7 +56,7 @@ def events_schema(earliest: pd.Timestamp, latest: pd.Timestamp, floor: date) -> 
 
 @dataclass(frozen=True)
 class EventsFileSettings:
-    """What :meth:`EventsFeed.prepare` fixes for one file (``FileContext.lookup``)."""
+    """What :meth:`EventsFeed.load_state` fixes for one file (``FileContext.lookup``)."""
 
     dialect: str | None  # how occurred_at is written (storage_text); None for a dry run
     floor: date

@@ -29,7 +29,7 @@ def _batches(items: Sequence[tuple[str, str]], size: int) -> Iterator[list[tuple
 
 
 class _Store:
-    """The few statements :meth:`EventsFeed.apply` runs per batch of (identity, event)
+    """The few statements :func:`apply_file` runs per batch of (identity, event)
     pairs, as driver SQL built once per batch size: ORed equalities, so both databases
     look each pair up in the (identity, event, occurred_at) index (SQLite scans the whole
     table for a row-value ``IN``), and no per-row type processing.
