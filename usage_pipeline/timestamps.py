@@ -149,3 +149,8 @@ def storage_text(instants: pd.Series, dialect: str | None) -> np.ndarray:
     if dialect == "postgresql":
         text = np.char.add(text, "+00:00")
     return text.astype(object)
+
+
+def utc_text(moment: datetime | pd.Timestamp) -> str:
+    """An aware instant as ``YYYY-MM-DDTHH:MM:SSZ`` (UTC, whole seconds), for messages."""
+    return pd.Timestamp(moment).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")

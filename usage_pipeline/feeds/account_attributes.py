@@ -29,13 +29,14 @@ from usage_pipeline.feeds.attribute_history import (
     row_days,
     update_history,
 )
-from usage_pipeline.feeds.base import ChunkResult, Feed, FeedChange, FileContext, validate
+from usage_pipeline.feeds.base import ChunkResult, Feed, FeedChange, FileContext
+from usage_pipeline.feeds.validation import validate
 from usage_pipeline.warehouse.tables import attribute_observations
 
 HISTORY_TABLE = "account_attribute_history"
 
 
-class AccountAttributesFeed(Feed):
+class AccountAttributesFeed(Feed[None]):
     """Attribute values per account and day; a history row only when the value changes."""
 
     name = "account_attributes"

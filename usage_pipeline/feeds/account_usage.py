@@ -46,14 +46,8 @@ from usage_pipeline.feeds.attribute_history import (
     row_days,
     update_history,
 )
-from usage_pipeline.feeds.base import (
-    ChunkResult,
-    Feed,
-    FeedChange,
-    FileContext,
-    remove_file_rows,
-    validate,
-)
+from usage_pipeline.feeds.base import ChunkResult, Feed, FeedChange, FileContext, remove_file_rows
+from usage_pipeline.feeds.validation import validate
 from usage_pipeline.warehouse.engine import READ_ONLY
 from usage_pipeline.warehouse.tables import (
     Day,
@@ -97,7 +91,7 @@ def split_item(column: str) -> tuple[str, str]:
     return module.strip(), activity.strip()
 
 
-class AccountUsageFeed(Feed):
+class AccountUsageFeed(Feed[None]):
     """Daily counts per account and module/activity, plus account attributes."""
 
     name = "account_usage"
@@ -129,13 +123,12 @@ class AccountUsageFeed(Feed):
             )
         return None
 
-    def prepare(self, conn: sa.Connection | None, context: FileContext) -> FileContext:
+    def load_state(self, conn: sa.Connection | None, context: FileContext) -> None:
         """Create the file's staging table (not for a dry run, which writes nothing)."""
         if conn is not None and not conn.get_execution_options().get(READ_ONLY, False):
             if conn.dialect.name == "sqlite":  # PostgreSQL drops it at commit or rollback
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{account_usage_staging.name}")
             account_usage_staging.create(conn)
-        return context
 
     def process_chunk(self, raw: pd.DataFrame, context: FileContext) -> ChunkResult:
         counts = [c for c in raw.columns if _is_count(c)]

@@ -23,7 +23,8 @@ import sqlalchemy as sa
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.feeds.attribute_history import ACCOUNT_ID, blank_column_problem, lock
-from usage_pipeline.feeds.base import ChunkResult, Feed, FeedChange, FileContext, validate
+from usage_pipeline.feeds.base import ChunkResult, Feed, FeedChange, FileContext
+from usage_pipeline.feeds.validation import validate
 from usage_pipeline.warehouse.tables import account_observations, accounts
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def accounts_schema() -> pa.DataFrameSchema:
     )
 
 
-class AccountsFeed(Feed):
+class AccountsFeed(Feed[None]):
     """One row per account; the latest loaded file that lists an account wins."""
 
     name = "accounts"

@@ -4,29 +4,37 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from usage_pipeline.config import PipelineConfig
-from usage_pipeline.reading import NUL_STANDIN
+from usage_pipeline.feeds.common import ERROR_COLUMNS, as_date
+from usage_pipeline.feeds.validation import split_nul_rows
 from usage_pipeline.warehouse.tables import ingested_files
-from usage_pipeline.wording import name_list, shown
+from usage_pipeline.wording import name_list
 
-if TYPE_CHECKING:
-    import pandera.pandas as pa
+__all__ = [
+    "ERROR_COLUMNS",
+    "ChunkResult",
+    "Feed",
+    "FeedChange",
+    "FeedCheck",
+    "FileContext",
+    "process_chunk",
+]
 
-ERROR_COLUMNS = ["row_number", "column_name", "value", "error"]
+StateT = TypeVar("StateT")
 
 
 @dataclass(frozen=True)
-class FileContext:
-    """Facts about the file being read that row rules depend on."""
+class FileContext(Generic[StateT]):
+    """Facts about the file being read that row rules depend on; ``lookup`` is the feed's own
+    per-file state (``StateT``), made by :meth:`Feed.prepare` (None before it runs)."""
 
     key: str
     drop_day: date
@@ -35,12 +43,19 @@ class FileContext:
     config: PipelineConfig = field(default_factory=PipelineConfig)
     as_of: datetime | None = None  # the run's "now" (``run --as-of``); None means the clock
     import_name: str | None = None  # product_usage/<import>/...
-    lookup: Any = None  # what Feed.prepare loaded for this file (e.g. an account matcher)
+    lookup: StateT | None = None  # the feed's per-file state (Feed.load_state)
     loaded_days: frozenset[date] = frozenset()  # days of the rows this file loaded (for apply)
 
     @property
     def now(self) -> datetime:
         return self.as_of or datetime.now(timezone.utc)
+
+    @property
+    def state(self) -> StateT:
+        """The feed's per-file state; an error when :meth:`Feed.prepare` has not run."""
+        if self.lookup is None:
+            raise RuntimeError(f"Feed.prepare() must run before the rows of {self.key} are read.")
+        return self.lookup
 
 
 @dataclass
@@ -91,12 +106,13 @@ class FeedCheck:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class Feed(ABC):
+class Feed(ABC, Generic[StateT]):
     """A feed: its file contract (columns, pandera schema) and how valid rows are stored.
 
     The ingestion mechanism (ledger, reading, validation loop, one transaction, quarantine)
-    is shared; a feed supplies the columns, :meth:`process_chunk` (pure: text cells in,
-    rows for :attr:`target` out) and, when it keeps derived tables, :meth:`apply`.
+    is shared; a feed supplies the columns, :meth:`load_state` (its typed per-file state,
+    ``StateT``), :meth:`process_chunk` (pure: text cells in, rows for :attr:`target` out),
+    when it keeps derived tables :meth:`apply`, and its own :meth:`checks`.
     """
 
     name: str
@@ -147,17 +163,21 @@ class Feed(ABC):
             )
         return None
 
-    def prepare(self, conn: sa.Connection | None, context: FileContext) -> FileContext:
+    def prepare(self, conn: sa.Connection | None, context: FileContext) -> FileContext[StateT]:
+        """``context`` with the file's state (:meth:`load_state`) as ``lookup``."""
+        return replace(context, lookup=self.load_state(conn, context))
+
+    def load_state(self, conn: sa.Connection | None, context: FileContext) -> StateT:
         """Load what rows are checked against (in the file's transaction; ``conn`` is None for
         a dry run without a warehouse). Raise :class:`ValueError` to reject the file."""
-        return context
+        return None  # type: ignore[return-value]  # stateless feeds: Feed[None]
 
     @abstractmethod
-    def process_chunk(self, raw: pd.DataFrame, context: FileContext) -> ChunkResult:
+    def process_chunk(self, raw: pd.DataFrame, context: FileContext[StateT]) -> ChunkResult:
         """Validate one chunk of text cells and return the rows for :attr:`target`."""
 
     def apply(
-        self, conn: sa.Connection, context: FileContext, file_id: int, removed: list[int]
+        self, conn: sa.Connection, context: FileContext[StateT], file_id: int, removed: list[int]
     ) -> FeedChange:
         """Inside the file's transaction, after its rows are in :attr:`target`: retire the
         rows of the superseded versions ``removed`` and update derived tables. The default
@@ -166,13 +186,10 @@ class Feed(ABC):
             days=remove_file_rows(conn, self.target, self.day_column, removed, context.loaded_days)
         )
 
-    def checks(self, outcome: Any) -> list[FeedCheck]:
-        """Results of :attr:`check_names` for an ingested file (``outcome`` is IngestOutcome)."""
+    def checks(self, outcome: Any, state: StateT | None = None) -> list[FeedCheck]:
+        """Results of :attr:`check_names` for an ingested file (``outcome`` is IngestOutcome;
+        ``state`` the file's :meth:`load_state`, None when it did not run)."""
         return []
-
-
-def _as_date(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def remove_file_rows(
@@ -199,70 +216,9 @@ def remove_file_rows(
                 day = table.c[day_column]
                 where += [day >= bounds[0], day <= bounds[1]]
             found = conn.execute(sa.select(table.c[day_column]).where(*where).distinct())
-            days.update(_as_date(d) for d in found.scalars())
+            days.update(as_date(d) for d in found.scalars())
         conn.execute(table.delete().where(*where))
     return days
-
-
-def validate(
-    parsed: pd.DataFrame, raw: pd.DataFrame, schema: pa.DataFrameSchema, kinds: dict[str, str]
-) -> tuple[pd.Series, pd.DataFrame, Counter[str]]:
-    """Run ``schema`` over ``parsed`` (typed cells, same index and column names as ``raw``).
-
-    Returns the valid-row mask, per-cell errors (``ERROR_COLUMNS``; one per row and column,
-    messages worded from the raw cell) and a tally of failures per ``column: check``.
-    """
-    from pandera.errors import SchemaErrors
-
-    try:
-        schema.validate(parsed, lazy=True)
-    except SchemaErrors as exc:
-        cases = exc.failure_cases
-    else:
-        return pd.Series(True, index=parsed.index), pd.DataFrame(columns=ERROR_COLUMNS), Counter()
-    cases = cases[cases["index"].notna() & cases["column"].notna()]
-    rows = cases["index"].astype("int64").to_numpy()
-    columns = cases["column"].astype(str).to_numpy()
-    checks = cases["check"].astype(str).to_numpy()
-    errors, tally = [], Counter()
-    for row, column, check in zip(rows, columns, checks, strict=True):
-        value = raw.at[row, column] if column in raw.columns else None
-        value = None if pd.isna(value) else str(value)
-        if check == "not_nullable":
-            message = (
-                f"{column} is missing"
-                if value is None
-                else f"{column} {shown(value)} is not {kinds.get(column, 'valid')}"
-            )
-            tally[f"{column}: {'missing' if value is None else 'unparseable'}"] += 1
-        else:
-            message = f"{column} {shown(value)} {check}"
-            tally[f"{column}: {check}"] += 1
-        errors.append((int(row), column, value, message))
-    frame = pd.DataFrame(errors, columns=ERROR_COLUMNS)
-    frame = (
-        frame.groupby(["row_number", "column_name"], as_index=False, sort=True)
-        .agg(value=("value", "first"), error=("error", "; ".join))
-        .loc[:, ERROR_COLUMNS]
-    )
-    valid = ~parsed.index.isin(frame["row_number"].unique())
-    return pd.Series(valid, index=parsed.index), frame, tally
-
-
-def split_nul_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(rows without a NUL byte, one error per cell holding one): such a row is rejected,
-    never stored cut short; the error's value shows the byte as ``\\x00``."""
-    errors = []
-    bad = np.zeros(len(raw), dtype=bool)
-    for column in raw.columns:
-        hit = raw[column].str.contains(NUL_STANDIN, regex=False, na=False).to_numpy(dtype=bool)
-        if hit.any():
-            bad |= hit
-            for row, value in raw[column][hit].items():
-                shown_value = str(value).replace(NUL_STANDIN, "\\x00")
-                errors.append((int(row), column, shown_value, f"{column} has a NUL byte"))
-    frame = pd.DataFrame(errors, columns=ERROR_COLUMNS).sort_values(["row_number", "column_name"])
-    return raw[~bad], frame.reset_index(drop=True)
 
 
 def process_chunk(feed: Feed, raw: pd.DataFrame, context: FileContext, nul: bool) -> ChunkResult:

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from usage_pipeline.days import FIRST_DAY, iso_days, parse_dates
-from usage_pipeline.feeds.base import ChunkResult, Feed, FileContext, validate
+from usage_pipeline.feeds.base import ChunkResult, Feed, FileContext
+from usage_pipeline.feeds.validation import validate
 from usage_pipeline.timestamps import TIMESTAMP_KIND, parse_days
 from usage_pipeline.warehouse.tables import user_activity_contributions
 
@@ -57,7 +58,7 @@ def user_activity_schema(first_day: pd.Timestamp, last_day: pd.Timestamp) -> pa.
     )
 
 
-class UserActivityFeed(Feed):
+class UserActivityFeed(Feed[None]):
     """Rows summed per (day, account, user, module, activity); invalid rows rejected singly."""
 
     name = "user_activity"

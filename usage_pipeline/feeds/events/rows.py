@@ -1,0 +1,60 @@
+"""``events`` rows: one chunk of text cells -> ``event_candidates`` rows and row errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from usage_pipeline.days import iso_days
+from usage_pipeline.feeds.base import ChunkResult, FileContext
+from usage_pipeline.feeds.common import json_objects, json_values, text_cells
+from usage_pipeline.feeds.events.contract import (
+    KEY_COLUMNS,
+    KINDS,
+    EventsFileSettings,
+    events_schema,
+)
+from usage_pipeline.feeds.validation import validate
+from usage_pipeline.timestamps import parse_instants, storage_text
+
+
+def properties_json(raw: pd.DataFrame) -> np.ndarray:
+    """One JSON object per row of the non-blank property cells (every column but the key
+    columns), keyed by the lower-cased column name, keys sorted, values kept as given
+    (columns match case-insensitively, so Plan in one file and plan in another are one key)."""
+    columns = {c.lower(): c for c in raw.columns if c not in KEY_COLUMNS}
+    encoded = [
+        (name, json_values(raw[columns[name]].where(raw[columns[name]] != "")))
+        for name in sorted(columns)
+    ]
+    return json_objects(encoded, len(raw))
+
+
+def event_rows(raw: pd.DataFrame, context: FileContext[EventsFileSettings]) -> ChunkResult:
+    """Validate one chunk; the valid rows as ``event_candidates`` rows (without ``file_id``)."""
+    settings = context.state
+    parsed = pd.DataFrame(
+        {
+            "identity": text_cells(raw["identity"]),
+            "event": text_cells(raw["event"]),
+            "timestamp": parse_instants(raw["timestamp"], context.tz),
+        },
+        index=raw.index,
+    )
+    schema = events_schema(settings.earliest, settings.latest, settings.floor)
+    valid, errors, tally = validate(parsed, raw, schema, KINDS)
+    mask = valid.to_numpy()
+    good = parsed[mask]
+    instants = good["timestamp"]
+    local_days = instants.dt.tz_convert(context.tz).dt.tz_localize(None).dt.normalize()
+    rows = pd.DataFrame(
+        {
+            "row_number": good.index.to_numpy(dtype="int64"),
+            "identity": good["identity"].to_numpy(),
+            "event": good["event"].to_numpy(),
+            "occurred_at": storage_text(instants, settings.dialect),
+            "day": iso_days(local_days) if len(good) else np.array([], dtype=object),
+            "properties": properties_json(raw[mask]),
+        }
+    )
+    return ChunkResult(rows=rows, errors=errors, failures=tally)
