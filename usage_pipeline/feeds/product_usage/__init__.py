@@ -9,7 +9,7 @@ cell); :func:`store.apply_file` then recomputes ``product_usage`` for exactly th
 touched: the latest observation wins, or, for products with
 ``allow_multiple_rows_per_customer``, every observation is kept and numbered ``seq``.
 
-Decisions where the spec is silent (README "Product usage"):
+Decisions where the spec is silent (docs/feeds.md):
 
 - every column the import names (identifier, date column, mapped columns) is required;
   any other column is an error;
