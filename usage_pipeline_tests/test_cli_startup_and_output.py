@@ -196,3 +196,35 @@ def test_a_failed_run_is_one_sentence_without_dagster_log_lines(
         " processed (RuntimeError: power cut while writing rows); nothing of it was loaded and"
         " a rerun tries it again.",
     ]
+
+
+def test_a_strict_usage_events_file_fails_no_reject_ratio_check(project: Path) -> None:
+    (project / "data" / "pipeline.yaml").write_text(
+        "usage_events:\n  meters: [api_calls]\n", encoding="utf-8"
+    )
+    drop(
+        project / "data" / "inbox",
+        "usage_events/usage_2026-11-20.csv",
+        [
+            "C1,S1,e1,2026-11-20T10:00:00Z,api,3",
+            "C1,S1,e2,2026-11-20T11:00:00Z,api,12O",
+        ],
+        header="customer_ref,subscription_ref,event_ref,timestamp,event,api_calls",
+    )
+
+    result = invoke("run", "--as-of", "2026-11-21T06:00:00+00:00")
+
+    assert "reject_ratio" not in result.output
+    reason = (
+        "1 of 2 rows are invalid and usage_events files are strict: nothing is loaded until"
+        " every row is valid (first: row 3, column api_calls: api_calls '12O' is not a number)"
+    )
+    assert result.output.splitlines() == [
+        "  rejected   usage_events/usage_2026-11-20.csv  rows 0/2 loaded, 1 rejected",
+        f"             File usage_events/usage_2026-11-20.csv is rejected: {reason}.",
+        "  snapshots: 2026-11-20",
+        "  FAILED CHECK inbox_file:validation 1 of 1 files have problems: File"
+        f" usage_events/usage_2026-11-20.csv is rejected: {reason}.",
+        "  FAILED CHECK user_activity_drop_arrivals:missing_drop No user_activity file for"
+        " 2026-11-20 has arrived.",
+    ]
