@@ -9,12 +9,13 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from usage_pipeline.config import PipelineConfig
+from usage_pipeline.file_status import FileStatus
 from usage_pipeline.ingest import IngestOutcome, ingest_file
 from usage_pipeline.sources import FileSource, SourceObject
 from usage_pipeline.wording import capped
 
-MISSING = "missing"  # the object left the inbox between listing and reading: nothing recorded
-FAILED = "failed"  # an unexpected error: the file's transaction rolled back; a rerun retries it
+MISSING = FileStatus.MISSING.value  # left the inbox between listing and reading: nothing recorded
+FAILED = FileStatus.FAILED.value  # an unexpected error rolled the file back; a rerun retries it
 
 
 def _feed_of(key: str) -> str:

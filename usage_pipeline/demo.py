@@ -8,10 +8,14 @@ import gzip
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from usage_pipeline.demo_data import kissmetrics, solvimon, statisfy, totango
+from usage_pipeline.demo_data.common import ACCOUNTS, DemoDrop
+
+__all__ = ["ACCOUNTS", "DemoDrop", "all_demo_drops", "demo_drops", "play_demo"]
 
 HEADER = "account_id,user_id,module,activity,count,timestamp\n"
 MODULES = {
@@ -20,17 +24,6 @@ MODULES = {
     "Admin": ["login", "invite_user"],
     "Billing": ["view_invoice"],
 }
-ACCOUNTS = [f"ACME-{n:03d}" for n in range(1, 9)]
-
-
-@dataclass(frozen=True)
-class DemoDrop:
-    """One file the demo drops on a given night (path relative to the inbox)."""
-
-    night: date
-    key: str
-    content: bytes
-    note: str
 
 
 def _activity_rows(night: date, tz: ZoneInfo, seed: int, rows: int) -> str:
@@ -124,8 +117,6 @@ def demo_drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
 def all_demo_drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
     """Every feed's demo files: user activity plus the Totango, Statisfy, Solvimon and
     Kissmetrics style feeds (their configuration is in data/pipeline.yaml)."""
-    from usage_pipeline.demo_data import kissmetrics, solvimon, statisfy, totango
-
     drops = demo_drops(first_night, nights, tz)
     for module in (totango, statisfy, solvimon, kissmetrics):
         drops += module.drops(first_night, nights, tz)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from usage_pipeline.file_status import FileStatus
+from usage_pipeline.outcome import IngestOutcome
 from usage_pipeline.raw_records import RecordSplitError, is_blank, split_records
 from usage_pipeline.reading import HEADER_ROW, FileFormatError, open_bytes
 from usage_pipeline.sources import FileSource, SourceObject, UnsafeKeyError, check_key
@@ -165,3 +167,36 @@ def quarantine(
     ):
         files[REJECTS_SUFFIX] = rejects
     return source.write_quarantine(obj.key, files)
+
+
+def file_error_log(folder: Path, sentence: str) -> ErrorLog:
+    """The error log of a file rejected before its rows were read: one file-level line."""
+    log = ErrorLog(folder)
+    log.add_file_error(sentence)
+    log.close()
+    return log
+
+
+def quarantine_outcome(
+    source: FileSource,
+    obj: SourceObject,
+    path: Path,
+    log: ErrorLog,
+    outcome: IngestOutcome,
+    max_bytes: int,
+) -> str | None:
+    """Quarantine what a rejected file, or a loaded one with rejected rows, leaves behind;
+    returns the location of the first file written (None when nothing is quarantined)."""
+    rejected = outcome.status == FileStatus.REJECTED
+    if not (rejected or outcome.rows_rejected):
+        return None
+    return quarantine(
+        source,
+        obj,
+        path,
+        log,
+        rejected=rejected,
+        rows_total=outcome.rows_total,
+        max_bytes=max_bytes,
+        with_rejects=outcome.status == FileStatus.LOADED or log.every_row_rejected,
+    )

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
+from usage_pipeline.file_status import FileStatus
 from usage_pipeline.sources import SourceObject
 from usage_pipeline.warehouse.tables import ingested_files
 
@@ -42,7 +43,7 @@ def record_refusal(engine: sa.Engine, obj: SourceObject, sentence: str) -> tuple
                             "source_key": obj.key,
                             "sha256": UNREAD,
                             "size_bytes": obj.size,
-                            "status": "rejected",
+                            "status": FileStatus.REJECTED.value,
                             "rows_total": 0,
                             "rows_loaded": 0,
                             "rows_rejected": 0,

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from usage_pipeline import billing
 from usage_pipeline.feeds import Feed, FeedChange, FileContext
+from usage_pipeline.file_status import FileStatus
 from usage_pipeline.rollups import mark_rollups
 from usage_pipeline.snapshots import mark_latest_snapshots
 from usage_pipeline.warehouse.tables import ingested_files, usage_events
@@ -68,6 +69,6 @@ def retire_version(
     conn.execute(
         ingested_files.update()
         .where(ingested_files.c.file_id == file_id)
-        .values(status="reverted", processed_at=datetime.now(timezone.utc))
+        .values(status=FileStatus.REVERTED.value, processed_at=datetime.now(timezone.utc))
     )
     return change

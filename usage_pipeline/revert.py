@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.feeds import FEEDS
+from usage_pipeline.file_status import FileStatus
 from usage_pipeline.ingest import IngestOutcome, file_context, ingest_file
 from usage_pipeline.retire import RetireRefused, retire_version
 from usage_pipeline.sources import FileSource, SourceObject, UnsafeKeyError, check_key
@@ -47,7 +48,9 @@ def revert_problem(conn: sa.Connection, key: str) -> str | None:
     """Why ``key`` cannot be reverted (a sentence), or None when it has a loaded version."""
     f = ingested_files.c
     loaded = conn.execute(
-        sa.select(f.file_id).where(f.source_key == key, f.status == "loaded").limit(1)
+        sa.select(f.file_id)
+        .where(f.source_key == key, f.status == FileStatus.LOADED.value)
+        .limit(1)
     ).first()
     if loaded is not None:
         return None
@@ -73,7 +76,9 @@ def revert_key(
     _checked(key)
     f = ingested_files.c
     with engine.begin() as conn:
-        query = sa.select(ingested_files).where(f.source_key == key, f.status == "loaded")
+        query = sa.select(ingested_files).where(
+            f.source_key == key, f.status == FileStatus.LOADED.value
+        )
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
         row = conn.execute(query.order_by(f.file_id.desc()).limit(1)).first()
@@ -93,7 +98,7 @@ def revert_key(
         source_key=key,
         sha256=row.sha256,
         feed=row.feed,
-        status="reverted",
+        status=FileStatus.REVERTED.value,
         file_id=int(row.file_id),
         rows_total=int(row.rows_total or 0),
         days_touched=sorted(change.days),

@@ -53,7 +53,10 @@ def _root_message(error: Any) -> str:
     """The innermost cause of a Dagster step error: the sentence the user needs."""
     while getattr(error, "cause", None) is not None:
         error = error.cause
-    return str(error.message).strip().splitlines()[-1]
+    message = str(error.message).strip().splitlines()[-1]
+    if getattr(error, "cls_name", None) == "Failure":  # dg.Failure: its description only
+        message = message.split(": ", 1)[-1]
+    return message
 
 
 class PipelineRunner:

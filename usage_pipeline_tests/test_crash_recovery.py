@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from usage_pipeline import ingest, rollups
+from usage_pipeline import load, rollups
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.warehouse.tables import metadata
 from usage_pipeline_tests.helpers import drop, rows, run
@@ -58,7 +58,7 @@ def test_crash_mid_load_leaves_nothing_and_rerun_matches(
     inbox: Path, warehouse_url: str, reference: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = PipelineConfig(inbox=str(inbox), warehouse=warehouse_url, chunk_rows=2)
-    real_writer = ingest.bulk_writer
+    real_writer = load.bulk_writer
     calls = {"n": 0}
 
     @contextmanager
@@ -76,7 +76,7 @@ def test_crash_mid_load_leaves_nothing_and_rerun_matches(
     with dg.instance_for_test() as instance:
         drop(inbox, "user_activity/day1.csv", DAY_ONE)
         drop(inbox, "user_activity/day2.csv", DAY_TWO)
-        monkeypatch.setattr(ingest, "bulk_writer", crash_on_second_chunk)
+        monkeypatch.setattr(load, "bulk_writer", crash_on_second_chunk)
         crashed = run(config, instance)
 
         assert len(crashed.failed_runs) == 1 and "power cut" in crashed.failed_runs[0]
@@ -89,7 +89,7 @@ def test_crash_mid_load_leaves_nothing_and_rerun_matches(
         ) == [("2026-11-20",)]
         assert rows(warehouse_url, "rejected_rows") == []
 
-        monkeypatch.setattr(ingest, "bulk_writer", real_writer)
+        monkeypatch.setattr(load, "bulk_writer", real_writer)
         run(config, instance)  # the rerun completes the crashed file
         drop(inbox, "user_activity/day2.csv", CORRECTION)
         run(config, instance)

@@ -4,20 +4,17 @@ other bytes: adds nothing) and a small nightly events file from live tracking. T
 spells its property columns ``Plan,Browser``, live tracking ``plan,browser``: both give the
 property keys ``plan`` and ``browser``.
 
-Identities are the demo's user ids (``acme-001-user-1`` …), as in :mod:`usage_pipeline.demo`.
+Identities are the demo's user ids (``acme-001-user-1`` …), of the accounts in
+:mod:`usage_pipeline.demo_data.common`.
 """
 
 from __future__ import annotations
 
 import random
 from datetime import date, datetime, time, timedelta, timezone
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-if TYPE_CHECKING:
-    from usage_pipeline.demo import DemoDrop
-
-# usage_pipeline.demo is imported inside the functions, so that it may import this module.
+from usage_pipeline.demo_data.common import ACCOUNTS, DemoDrop
 
 HISTORY_DAYS = 60
 HEADER = "identity,event,timestamp,Plan,Browser\n"
@@ -41,7 +38,6 @@ def _plan(account: str) -> str:
 def _day_events(day: date, tz: ZoneInfo, rng: random.Random, sessions: int) -> list[Event]:
     """Sessions of one day: a sign-in, a burst of dashboard views (several within 30
     minutes: throttled), sometimes an export or an invitation."""
-    from usage_pipeline.demo import ACCOUNTS
 
     found: list[Event] = []
     for _ in range(sessions):
@@ -91,7 +87,6 @@ def _naive_line(event: Event, tz: ZoneInfo) -> str:
 
 def drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
     """The ``events`` files dropped over ``nights`` nights starting at ``first_night``."""
-    from usage_pipeline.demo import DemoDrop
 
     history = _history(first_night, tz)
     bad = ("acme-001-user-1", "Signed In", BEFORE_FLOOR, _plan("ACME-001"), "Chrome")

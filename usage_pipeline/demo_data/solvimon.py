@@ -19,7 +19,7 @@ import random
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from usage_pipeline.demo import ACCOUNTS, DemoDrop
+from usage_pipeline.demo_data.common import ACCOUNTS, DemoDrop
 
 # The ``usage_events`` section of the demo's pipeline.yaml.
 CONFIG: dict = {

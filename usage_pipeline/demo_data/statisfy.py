@@ -20,7 +20,7 @@ import random
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
-from usage_pipeline.demo import ACCOUNTS, DemoDrop
+from usage_pipeline.demo_data.common import ACCOUNTS, DemoDrop
 
 CRM_HEADER = "customer_id,mau,seats_used,plan_type,sso_enabled,dashboards_viewed\n"
 HEALTH_HEADER = "Website,Week_Of,Health_Score,CSM_Note\n"

@@ -1,7 +1,7 @@
 """Demo drops of the Totango feeds (SPEC §2.2-§2.4):
 
 - ``accounts/``: the account directory on the first night (ACME-001 … ACME-008, as in
-  :mod:`usage_pipeline.demo`), then an update (ACME-002 renamed, a new account
+  :mod:`usage_pipeline.demo_data.common`), then an update (ACME-002 renamed, a new account
   ACME-009) — the latest file wins per account;
 - ``account_attributes/``: plan, CSM and region every night (dated); ACME-003 upgrades to
   Enterprise on the third night; a late file for the second night says ACME-005 was on
@@ -18,7 +18,7 @@ import random
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
-from usage_pipeline.demo import ACCOUNTS, DemoDrop
+from usage_pipeline.demo_data.common import ACCOUNTS, DemoDrop
 
 NAMES = ("Robotics", "Analytics", "Logistics", "Health", "Foods", "Energy", "Media", "Labs")
 PLANS = ("Starter", "Pro", "Pro", "Pro", "Pro", "Starter", "Enterprise", "Pro")

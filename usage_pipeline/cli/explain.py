@@ -4,20 +4,14 @@ Read-only: it never creates or changes anything."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from usage_pipeline.cli import CannotRun, _config, config_option, guarded
-from usage_pipeline.lineage import (
-    EXPLAINED,
-    LineageError,
-    Source,
-    find_row,
-    key_columns,
-    parse_filters,
-    plain,
-    sources,
-)
-from usage_pipeline.warehouse.engine import SCHEMA_VERSION, open_existing, read_connection
+from usage_pipeline.cli.common import CannotRun, config_option, guarded, load
+
+if TYPE_CHECKING:
+    from usage_pipeline.lineage import Source
 
 
 def _plural(count: int, word: str) -> str:
@@ -25,6 +19,8 @@ def _plural(count: int, word: str) -> str:
 
 
 def _line(source: Source) -> str:
+    from usage_pipeline.lineage import plain
+
     amounts = ", ".join(f"{name} {plain(value)}" for name, value in source.amounts)
     row = source.row_number if source.row_number is not None else "?"
     note = f" ({source.note})" if source.note else ""
@@ -40,7 +36,18 @@ def _line(source: Source) -> str:
 def explain(table: str, pairs: tuple[str, ...], limit: int, config_file: str | None) -> int:
     """Print the file versions and row numbers behind one row of TABLE (user_activity_daily,
     account_activity_daily, usage_meter_daily, events_daily or product_usage)."""
-    config = _config(config_file)
+    from usage_pipeline.lineage import (
+        EXPLAINED,
+        LineageError,
+        find_row,
+        key_columns,
+        parse_filters,
+        plain,
+        sources,
+    )
+    from usage_pipeline.warehouse.engine import SCHEMA_VERSION, open_existing, read_connection
+
+    config = load(config_file)
     try:
         filters = parse_filters(table, list(pairs))
         engine = open_existing(config.warehouse, need_version=SCHEMA_VERSION)

@@ -6,24 +6,28 @@ from __future__ import annotations
 
 import click
 
-from usage_pipeline.cli import QUIET, CannotRun, _config, _print_report, config_option, guarded
-from usage_pipeline.defs.file_actions import REPROCESS_JOB, REVERT_JOB
-from usage_pipeline.revert import reprocess_problem, revert_problem
-from usage_pipeline.sources import UnsafeKeyError, check_key, open_source
-from usage_pipeline.warehouse.engine import get_engine, read_connection
+from usage_pipeline.cli.common import QUIET, CannotRun, config_option, guarded, load, print_report
+from usage_pipeline.cli.quiet import quiet_dagster
+
+REVERT, REPROCESS = "revert_file", "reprocess_file"
 
 
-def _act(config_file: str | None, key: str, job: str, op: str) -> int:
-    from usage_pipeline.runner import act_on_file, open_instance
+def _act(config_file: str | None, key: str, op: str) -> int:
+    from usage_pipeline.defs.file_actions import REPROCESS_JOB, REVERT_JOB
+    from usage_pipeline.instance import open_instance
+    from usage_pipeline.revert import reprocess_problem, revert_problem
+    from usage_pipeline.runner import act_on_file
+    from usage_pipeline.sources import UnsafeKeyError, check_key, open_source
+    from usage_pipeline.warehouse.engine import get_engine, read_connection
 
-    config = _config(config_file)
+    config = load(config_file)
     try:
         check_key(key)
     except UnsafeKeyError as exc:
         raise CannotRun(str(exc)) from exc
     engine = get_engine(config.warehouse)
     with read_connection(engine) as conn:
-        if op == "revert_file":
+        if op == REVERT:
             problem = revert_problem(conn, key)
         else:
             problem = reprocess_problem(
@@ -31,9 +35,10 @@ def _act(config_file: str | None, key: str, job: str, op: str) -> int:
             )
     if problem:
         raise CannotRun(problem)
-    with open_instance() as instance:
+    job = REVERT_JOB if op == REVERT else REPROCESS_JOB
+    with quiet_dagster(), open_instance() as instance:
         report = act_on_file(config, instance, job, op, key, log_level=QUIET)
-    _print_report(report)
+    print_report(report)
     return report.exit_code
 
 
@@ -44,7 +49,7 @@ def _act(config_file: str | None, key: str, job: str, op: str) -> int:
 def revert(key: str, config_file: str | None) -> int:
     """Remove the loaded version of KEY from every table (ledger status reverted), then
     roll up its days again and refresh the snapshots."""
-    return _act(config_file, key, REVERT_JOB, "revert_file")
+    return _act(config_file, key, REVERT)
 
 
 @click.command()
@@ -54,4 +59,4 @@ def revert(key: str, config_file: str | None) -> int:
 def reprocess(key: str, config_file: str | None) -> int:
     """Load the current bytes of KEY again under the current config, replacing what its
     loaded version contributed, then roll up and refresh the snapshots."""
-    return _act(config_file, key, REPROCESS_JOB, "reprocess_file")
+    return _act(config_file, key, REPROCESS)
