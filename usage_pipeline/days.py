@@ -60,3 +60,8 @@ def day_spans(days: list[date]) -> str:
         s[0].isoformat() if len(s) == 1 else f"{s[0].isoformat()}..{s[-1].isoformat()}"
         for s in spans
     )
+
+
+def as_date(value: date | str) -> date:
+    """A ``date`` from a date or its ISO text (SQLite returns days as text)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))

@@ -57,6 +57,7 @@ def read_rows(
     ``dry_run``. Raises :class:`FileRejected`; returns the prepared context."""
     feed = FEEDS[version.obj.feed]
     context = prepare(feed, conn, context)
+    scan.state = context.lookup
     name = version.obj.name
     if dry_run or conn is None:
         scan_file(feed, version.path, name, context, log, scan, sink=lambda rows: None)
@@ -139,7 +140,7 @@ def load_version(
         outcome.error = rejection_sentence(version.obj.key, rejection)
     else:
         _apply(conn, feed, version, context, outcome, log, retired)
-    outcome.checks = feed.checks(outcome)
+    outcome.checks = feed.checks(outcome, scan.state)
     return outcome
 
 

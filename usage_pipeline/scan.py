@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -82,6 +83,7 @@ class Scan:
     report: list[str] = field(default_factory=list)
     preview: pd.DataFrame | None = None
     days: list[date] = field(default_factory=list)
+    state: Any = None  # what the feed's load_state prepared (its checks read it)
 
 
 def prepare(feed: Feed, conn: object, context: FileContext) -> FileContext:

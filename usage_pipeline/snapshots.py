@@ -20,6 +20,7 @@ from usage_pipeline.activity_state import (
     days_list,
     month_days,
 )
+from usage_pipeline.days import as_date
 from usage_pipeline.snapshot_sql import dialect_sql as _dialect_sql
 from usage_pipeline.snapshot_sql import windows as _windows
 from usage_pipeline.top_users import build_top_users
@@ -205,10 +206,6 @@ SNAPSHOT_BUILDERS: dict[str, Callable[[sa.Connection, date], int]] = {
 }
 
 
-def _as_date(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
-
-
 def mark_snapshot_refreshes(conn: sa.Connection, day: date) -> None:
     """After ``day`` was rebuilt: every snapshot already built that reads it must refresh."""
     s = snapshot_dates.c
@@ -217,7 +214,7 @@ def mark_snapshot_refreshes(conn: sa.Connection, day: date) -> None:
     )
     by_table: dict[str, list[date]] = {}
     for table, built in conn.execute(query):
-        by_table.setdefault(str(table), []).append(_as_date(built))
+        by_table.setdefault(str(table), []).append(as_date(built))
     for table, days in by_table.items():
         work_queue.mark(conn, table, days)
 
@@ -230,7 +227,7 @@ def mark_latest_snapshots(conn: sa.Connection, tables: tuple[str, ...]) -> None:
             sa.select(sa.func.max(s.snapshot_date)).where(s.snapshot_table == table)
         ).scalar()
         if latest is not None:
-            work_queue.mark(conn, table, [_as_date(latest)])
+            work_queue.mark(conn, table, [as_date(latest)])
 
 
 def build_snapshot_day(conn: sa.Connection, table: str, day: date) -> int:
@@ -262,7 +259,7 @@ def missing_snapshot_days(conn: sa.Connection, completed: date) -> dict[str, lis
     missing: dict[str, list[date]] = {}
     for table in SNAPSHOT_BUILDERS:
         last = latest.get(table)
-        first = completed if last is None else _as_date(last) + timedelta(days=1)
+        first = completed if last is None else as_date(last) + timedelta(days=1)
         first = max(first, completed - timedelta(days=SNAPSHOT_LOOKBACK_DAYS))
         days = [first + timedelta(days=n) for n in range((completed - first).days + 1)]
         if days:

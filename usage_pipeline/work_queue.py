@@ -19,6 +19,7 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
+from usage_pipeline.days import as_date
 from usage_pipeline.warehouse.tables import pending_work
 
 SNAPSHOTS = "snapshots"
@@ -71,7 +72,7 @@ def pending(conn: sa.Connection, kinds: Iterable[str] | None = None) -> list[Pen
         query = query.where(w.kind.in_(list(kinds)))
     return sorted(
         (
-            PendingDay(str(kind), _as_date(day), int(newest))
+            PendingDay(str(kind), as_date(day), int(newest))
             for kind, day, newest in conn.execute(query)
         ),
         key=lambda p: (p.day, p.kind),
@@ -113,7 +114,3 @@ def day_ranges(items: Iterable[PendingDay]) -> list[DayRange]:
         else:
             ranges.append(DayRange(day, day, tuple(sorted(kinds)), newest))
     return ranges
-
-
-def _as_date(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from usage_pipeline.days import as_date  # noqa: F401  (re-exported for the feeds)
+
 ERROR_COLUMNS = ["row_number", "column_name", "value", "error"]
-
-
-def as_date(value: date | str) -> date:
-    """A ``date`` from a date or its ISO text (SQLite returns days as text)."""
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def no_errors() -> pd.DataFrame:

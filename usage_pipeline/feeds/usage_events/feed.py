@@ -12,7 +12,6 @@ from usage_pipeline.config import PipelineConfig
 from usage_pipeline.feeds.base import ChunkResult, Feed, FeedChange, FeedCheck, FileContext
 from usage_pipeline.feeds.usage_events.contract import (
     CLOSED_PERIOD_CHECK,
-    FINAL_PERIOD_FAILURE,
     KINDS,
     OPTIONAL_FIXED,
     REQUIRED_FIXED,
@@ -72,7 +71,7 @@ class UsageEventsFeed(Feed[FileState]):
 
     def checks(self, outcome: Any, state: FileState | None = None) -> list[FeedCheck]:
         """``closed_period_events`` fails with the count of rows dated in final periods."""
-        found = state.final_periods if state is not None else _final_periods(outcome.failures)
+        found = state.final_periods if state is not None else Counter()
         per_period = dict(sorted(found.items()))
         total = sum(per_period.values())
         description = (
@@ -92,18 +91,6 @@ class UsageEventsFeed(Feed[FileState]):
                 metadata={"events_in_final_periods": total, "periods": per_period},
             )
         ]
-
-
-def _final_periods(failures: Counter[str]) -> Counter[str]:
-    """Per-period counts from the failure tally, for callers that do not pass the state
-    (transitional: ingest passes ``context.lookup`` once it calls ``checks(outcome, state)``)."""
-    return Counter(
-        {
-            key.removeprefix(FINAL_PERIOD_FAILURE): count
-            for key, count in failures.items()
-            if key.startswith(FINAL_PERIOD_FAILURE)
-        }
-    )
 
 
 USAGE_EVENTS = UsageEventsFeed()
