@@ -7,7 +7,7 @@ from __future__ import annotations
 import click
 
 from usage_pipeline.cli import QUIET, CannotRun, _config, _print_report, config_option, guarded
-from usage_pipeline.defs.file_actions import REPROCESS_JOB, REVERT_JOB
+from usage_pipeline.defs.files.actions import REPROCESS_JOB, REVERT_JOB
 from usage_pipeline.revert import reprocess_problem, revert_problem
 from usage_pipeline.sources import UnsafeKeyError, check_key, open_source
 from usage_pipeline.warehouse.engine import get_engine, read_connection

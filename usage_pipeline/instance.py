@@ -1,4 +1,5 @@
-"""The Dagster instance the CLI runs on, opened safely beside other CLI runs.
+"""The Dagster instance the CLI runs on, opened safely beside other CLI runs, and the rule
+that one instance serves one inbox.
 
 Dagster creates a fresh SQLite instance's storage (``runs.db``, ``schedules.db``, the event
 index) when the instance is first opened; two processes doing that at once can both try to
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from usage_pipeline.defs.tags import INBOX_TAG
 
 if TYPE_CHECKING:  # dagster is imported when an instance is opened: quick verbs never load it
     import dagster as dg
@@ -84,3 +87,36 @@ def instance_storage_error(exc: BaseException) -> str | None:
     if not callers or f"{os.sep}dagster{os.sep}_core{os.sep}" not in callers[-1]:
         return None
     return f"The Dagster instance's storage could not be used: {_first_line(exc)}."
+
+
+def inbox_identity(inbox: str) -> str:
+    """The inbox as its runs are tagged: an S3 URI without a trailing slash, or the folder's
+    absolute path."""
+    if inbox.lower().startswith("s3://"):
+        return inbox.rstrip("/")
+    return str(Path(inbox).resolve())
+
+
+def other_inbox(instance: dg.DagsterInstance, identity: str) -> str | None:
+    """The sentence refusing ``instance`` when it holds runs of another inbox than
+    ``identity`` (runs are tagged ``usage_pipeline/inbox``), else None."""
+    others = sorted(
+        value
+        for key, values in instance.get_run_tags(tag_keys=[INBOX_TAG])
+        if key == INBOX_TAG
+        for value in values
+        if value != identity
+    )
+    if not others:
+        return None
+    return (
+        f"This Dagster instance already holds runs of the inbox {others[0]}, not {identity}:"
+        " use one DAGSTER_HOME per inbox."
+    )
+
+
+def claim_instance(instance: dg.DagsterInstance, inbox: str) -> None:
+    """Refuse (InstanceError) an instance that holds runs of another inbox than ``inbox``."""
+    refusal = other_inbox(instance, inbox_identity(inbox))
+    if refusal:
+        raise InstanceError(refusal)

@@ -24,7 +24,7 @@ from dagster._serdes import deserialize_value, serialize_value
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.definitions import build_definitions
-from usage_pipeline.defs.ingestion import INBOX_FILE, batch_run_config
+from usage_pipeline.defs.ingestion.assets import INBOX_FILE, batch_run_config
 from usage_pipeline.warehouse.engine import dispose_engines, get_engine, read_connection
 from usage_pipeline.warehouse.tables import metadata
 from usage_pipeline_tests.conftest import new_schema_url
