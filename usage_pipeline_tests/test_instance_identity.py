@@ -15,7 +15,7 @@ from usage_pipeline.config import PipelineConfig
 from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.resources import PipelineResource
 from usage_pipeline.defs.tags import INBOX_TAG
-from usage_pipeline.instance import InstanceError, inbox_identity
+from usage_pipeline.instance import InstanceError, inbox_identity, open_instance
 from usage_pipeline_tests.helpers import AS_OF, drop, run
 
 GOOD = ["A1,u1,Reports,view,3,2026-11-20T10:00:00Z"]
@@ -28,11 +28,15 @@ def test_inbox_identity_is_an_absolute_folder_or_an_s3_uri(tmp_path: Path, monke
     assert inbox_identity("s3://drops/nightly") == "s3://drops/nightly"
 
 
-def test_every_run_is_tagged_and_another_inbox_is_refused(tmp_path: Path, sqlite_url: str) -> None:
+def test_every_run_is_tagged_and_another_inbox_is_refused(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     drop(first, "user_activity/usage_2026-11-20.csv", GOOD)
     second.mkdir()
-    with dg.instance_for_test() as instance:
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    with open_instance() as instance:  # the CLI's instance: DAGSTER_HOME
         report = run(PipelineConfig(inbox=str(first), warehouse=sqlite_url), instance)
         assert report.exit_code == 0
         assert instance.get_run_tags(tag_keys=[INBOX_TAG]) == [(INBOX_TAG, {str(first)})]
@@ -49,6 +53,20 @@ def test_every_run_is_tagged_and_another_inbox_is_refused(tmp_path: Path, sqlite
 
         again = run(PipelineConfig(inbox=str(first), warehouse=sqlite_url), instance)
         assert again.exit_code == 0  # the same inbox keeps running
+
+
+def test_an_instance_the_caller_made_is_its_own_to_share(tmp_path: Path, sqlite_url: str) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    drop(first, "user_activity/usage_2026-11-20.csv", GOOD)
+    drop(second, "user_activity/usage_2026-11-20.csv", GOOD)
+    with dg.instance_for_test() as instance:
+        run(PipelineConfig(inbox=str(first), warehouse=sqlite_url), instance)
+        report = run(PipelineConfig(inbox=str(second), warehouse=sqlite_url), instance)
+
+        assert report.exit_code == 0
+        assert instance.get_run_tags(tag_keys=[INBOX_TAG]) == [
+            (INBOX_TAG, {str(first), str(second)})
+        ]
 
 
 def test_the_inbox_sensor_skips_on_an_instance_of_another_inbox(
