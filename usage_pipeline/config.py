@@ -1,8 +1,8 @@
 """Pipeline settings: one YAML file, overridden by environment variables and CLI flags.
 
-The keys and their rules live in :mod:`usage_pipeline.config_schema` (pydantic models); the
-resolved values in :mod:`usage_pipeline.config_types`. Nothing is read at import time: call
-:func:`load_config`.
+The keys and their rules live in :mod:`usage_pipeline.config_schema` (pydantic models, loaded
+when a setting is parsed); the resolved values in :mod:`usage_pipeline.config_types`. Nothing
+is read at import time: call :func:`load_config`.
 """
 
 from __future__ import annotations
@@ -14,18 +14,15 @@ from typing import Any
 
 import yaml
 
-from usage_pipeline.config_drops import DEFAULT_DROPS, DROP_DAYS, DropWatch
-from usage_pipeline.config_schema import (
-    DIMENSION_TYPES,
-    IDENTIFIER_KINDS,
-    SNAPSHOT_PERIODS,
-    PipelineSettings,
-    parse_config,
-    validate_settings,
-)
 from usage_pipeline.config_types import (
+    DEFAULT_DROPS,
     DEFAULT_INBOX,
     DEFAULT_WAREHOUSE,
+    DIMENSION_TYPES,
+    DROP_DAYS,
+    IDENTIFIER_KINDS,
+    SNAPSHOT_PERIODS,
+    DropWatch,
     EventsConfig,
     ImportConfig,
     MappingConfig,
@@ -49,7 +46,6 @@ __all__ = [
     "ImportConfig",
     "MappingConfig",
     "PipelineConfig",
-    "PipelineSettings",
     "ProductConfig",
     "UsageEventsConfig",
     "load_config",
@@ -75,6 +71,13 @@ _ENV_KEYS = {
 }
 # Settings whose file key is nested: setting -> its key path.
 _KEY_PATHS = {"webhook_url": "notifications.webhook_url"}
+
+
+def parse_config(raw: Mapping[str, Any] | None, source_path: str | None = None) -> PipelineConfig:
+    """Build a config from a parsed YAML mapping; unknown keys are an error naming the key."""
+    from usage_pipeline import config_schema  # pydantic loads only when settings are parsed
+
+    return config_schema.parse_config(raw, source_path)
 
 
 def _read_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> PipelineConfig:
@@ -113,6 +116,8 @@ def load_config(
 def _check_override(attr: str, value: Any, source: str) -> None:
     """Validate ``value`` like the file key of setting ``attr``; the error names ``source``
     (a variable or an option) and the key."""
+    from usage_pipeline.config_schema import PipelineSettings, validate_settings
+
     path = _KEY_PATHS.get(attr, attr)
     if path.split(".")[0] not in PipelineSettings.model_fields:
         return  # not a file key (set only by code)

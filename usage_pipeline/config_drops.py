@@ -1,15 +1,14 @@
-"""The ``drops`` section (per-feed drop watch) and its older spelling ``drop_deadline`` /
-``drop_grace``."""
+"""The schema of the ``drops`` section (per-feed drop watch) and of its older spelling
+``drop_deadline`` / ``drop_grace``."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from datetime import time, timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 
+from usage_pipeline.config_types import DEFAULT_DROPS, DROP_DAYS, DropWatch
 from usage_pipeline.config_values import (
     ConfigError,
     as_time,
@@ -19,26 +18,7 @@ from usage_pipeline.config_values import (
     check_duration,
     check_mapping,
     one_of,
-    seconds,
 )
-
-DROP_DAYS = ("daily", "weekdays")
-
-
-@dataclass(frozen=True)
-class DropWatch:
-    """When a feed's nightly drop is due (``drops.<feed>``): night D's file must be loaded by
-    ``deadline`` on D (instance time) plus ``grace``, on every day or on weekdays only; the
-    volume check warns outside ``volume_band`` (fractions of the median night)."""
-
-    feed: str
-    deadline: time = time(23, 0)
-    grace: timedelta = timedelta(hours=2)
-    days: str = "daily"
-    volume_band: tuple[float, float] = (0.5, 2.0)
-
-
-DEFAULT_DROPS = (DropWatch("user_activity"),)
 
 
 class Section(BaseModel):
@@ -113,16 +93,3 @@ def drop_watches(
         current = current or DropWatch("user_activity")
         watches = (dataclasses.replace(current, **legacy), *others)
     return tuple(sorted(watches, key=lambda w: w.feed))
-
-
-def drops_raw(watches: tuple[DropWatch, ...]) -> dict[str, dict[str, Any]]:
-    """The watches as the YAML mapping ``drops`` reads back."""
-    return {
-        w.feed: {
-            "deadline": w.deadline.strftime("%H:%M"),
-            "grace": seconds(w.grace),
-            "days": w.days,
-            "volume_band": list(w.volume_band),
-        }
-        for w in watches
-    }

@@ -20,6 +20,9 @@ from usage_pipeline.config_drops import (
     drop_watches,
 )
 from usage_pipeline.config_types import (
+    DIMENSION_TYPES,
+    IDENTIFIER_KINDS,
+    SNAPSHOT_PERIODS,
     EventsConfig,
     ImportConfig,
     MappingConfig,
@@ -45,9 +48,6 @@ from usage_pipeline.config_values import (
     one_of,
 )
 
-SNAPSHOT_PERIODS = ("single", "daily", "weekly", "monthly", "quarterly", "yearly")
-IDENTIFIER_KINDS = ("account_id", "crm_id", "domain", "name")
-DIMENSION_TYPES = ("numeric", "text", "boolean")
 TEMPLATE_COLUMNS = {"customer_ref", "subscription_ref", "event_ref", "timestamp", "event"}
 
 Text = Annotated[str | None, BeforeValidator(check_text)]

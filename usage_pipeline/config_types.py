@@ -6,15 +6,47 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from usage_pipeline.config_drops import DEFAULT_DROPS, DropWatch, drops_raw
 from usage_pipeline.config_values import seconds
 
 DEFAULT_INBOX = "data/inbox"
 DEFAULT_WAREHOUSE = "sqlite:///data/warehouse.db"
+DROP_DAYS = ("daily", "weekdays")
+SNAPSHOT_PERIODS = ("single", "daily", "weekly", "monthly", "quarterly", "yearly")
+IDENTIFIER_KINDS = ("account_id", "crm_id", "domain", "name")
+DIMENSION_TYPES = ("numeric", "text", "boolean")
+
+
+@dataclass(frozen=True)
+class DropWatch:
+    """When a feed's nightly drop is due (``drops.<feed>``): night D's file must be loaded by
+    ``deadline`` on D (instance time) plus ``grace``, on every day or on weekdays only; the
+    volume check warns outside ``volume_band`` (fractions of the median night)."""
+
+    feed: str
+    deadline: time = time(23, 0)
+    grace: timedelta = timedelta(hours=2)
+    days: str = "daily"
+    volume_band: tuple[float, float] = (0.5, 2.0)
+
+
+DEFAULT_DROPS = (DropWatch("user_activity"),)
+
+
+def drops_raw(watches: tuple[DropWatch, ...]) -> dict[str, dict[str, Any]]:
+    """The watches as the YAML mapping of ``drops``."""
+    return {
+        w.feed: {
+            "deadline": w.deadline.strftime("%H:%M"),
+            "grace": seconds(w.grace),
+            "days": w.days,
+            "volume_band": list(w.volume_band),
+        }
+        for w in watches
+    }
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ import dagster as dg
 import pydantic
 import sqlalchemy as sa
 
-from usage_pipeline.config import PipelineConfig, PipelineSettings, parse_config
+from usage_pipeline.config import PipelineConfig, parse_config
+from usage_pipeline.config_schema import PipelineSettings
 from usage_pipeline.sources import FileSource, open_source
 from usage_pipeline.warehouse.engine import get_engine
 
