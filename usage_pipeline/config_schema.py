@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
 from usage_pipeline.config_drops import (
     Clock,
@@ -19,6 +18,7 @@ from usage_pipeline.config_drops import (
     check_drop_feeds,
     drop_watches,
 )
+from usage_pipeline.config_errors import config_error
 from usage_pipeline.config_types import (
     DIMENSION_TYPES,
     IDENTIFIER_KINDS,
@@ -219,7 +219,7 @@ class PipelineSettings(Section):
                 }
             ),
             "events": EventsConfig(
-                tuple((n, as_timedelta(w)) for n, w in (events.throttle or {}).items() if w),
+                tuple((n, as_timedelta(w)) for n, w in (events.throttle or {}).items()),
                 *([date.fromisoformat(events.floor_date)] if events.floor_date else []),
             ),
         }
@@ -227,67 +227,11 @@ class PipelineSettings(Section):
         return PipelineConfig(source_path=source_path, **settings)
 
 
-def _strip(annotation: Any) -> Any:
-    """``X`` of ``Annotated[X, ...]`` and ``X | None``."""
-    while True:
-        if get_origin(annotation) is Annotated:
-            annotation = get_args(annotation)[0]
-        elif get_origin(annotation) in (Union, UnionType):
-            annotation = next(a for a in get_args(annotation) if a is not type(None))
-        else:
-            return annotation
-
-
-def _model_at(loc: tuple[Any, ...]) -> Any:
-    """The model (or type) found at ``loc`` below :class:`PipelineSettings`."""
-    node: Any = PipelineSettings
-    for part in loc:
-        node = _strip(node)
-        if isinstance(node, type) and issubclass(node, BaseModel):
-            if part not in node.model_fields:
-                return None
-            node = node.model_fields[part].annotation
-        else:  # a mapping's name or a list's index
-            node = get_args(node)[-1] if get_args(node) else None
-    return _strip(node)
-
-
-def key_path(loc: tuple[Any, ...]) -> str:
-    """``('imports', 'crm', 'mappings', 0, 'type')`` -> ``imports.crm.mappings[0].type``."""
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
-    return path
-
-
-def config_error(exc: ValidationError) -> ConfigError:
-    """The first error of ``exc`` as one sentence naming its key path."""
-    error = exc.errors()[0]
-    loc, cause = tuple(error["loc"]), (error.get("ctx") or {}).get("error")
-    path = key_path(loc)
-    if isinstance(cause, ConfigError):
-        return ConfigError(str(cause))
-    if error["type"] == "extra_forbidden":
-        model = _model_at(loc[:-1])
-        known = ", ".join(sorted(model.model_fields)) if model is not None else ""
-        return ConfigError(f"Unknown config key '{path}' (known keys: {known}).")
-    if isinstance(cause, ValueError):
-        reason = str(cause)
-    elif error["type"] in ("model_type", "dict_type", "model_attributes_type"):
-        reason = "must be a mapping of names to settings."
-    else:
-        message = str(error["msg"])
-        reason = f"is invalid ({message[0].lower()}{message[1:]}), got {error['input']!r}."
-    if not path:
-        return ConfigError(f"The configuration is invalid: {reason}")
-    return ConfigError(f"Config key '{path}' {reason}")
-
-
 def validate_settings(raw: Mapping[str, Any]) -> PipelineSettings:
     try:
         return PipelineSettings.model_validate(dict(raw))
     except ValidationError as exc:
-        raise config_error(exc) from None
+        raise config_error(exc, PipelineSettings) from None
 
 
 def parse_config(raw: Mapping[str, Any] | None, source_path: str | None = None) -> PipelineConfig:
