@@ -1,150 +1,95 @@
-"""The ``drops`` (per-feed drop watch) and ``notifications`` configuration sections."""
+"""The schema of the ``drops`` section (per-feed drop watch) and of its older spelling
+``drop_deadline`` / ``drop_grace``."""
 
 from __future__ import annotations
 
 import dataclasses
-import re
-from dataclasses import dataclass
-from datetime import time, timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+
+from usage_pipeline.config_types import DEFAULT_DROPS, DROP_DAYS, DropWatch
 from usage_pipeline.config_values import (
     ConfigError,
-    choice,
-    mapping,
-    only_keys,
-    parse_clock,
-    parse_duration,
-    parse_text,
-    seconds,
+    as_time,
+    as_timedelta,
+    check_band,
+    check_clock,
+    check_duration,
+    check_mapping,
+    one_of,
 )
 
-DROP_DAYS = ("daily", "weekdays")
+
+class Section(BaseModel):
+    """A mapping of settings: unknown keys are errors, a null value means "not set"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, data: Any) -> Any:
+        if data is None:
+            return {}
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
 
-@dataclass(frozen=True)
-class DropWatch:
-    """When a feed's nightly drop is due (``drops.<feed>``): night D's file must be loaded by
-    ``deadline`` on D (instance time) plus ``grace``, on every day or on weekdays only; the
-    volume check warns outside ``volume_band`` (fractions of the median night)."""
-
-    feed: str
-    deadline: time = time(23, 0)
-    grace: timedelta = timedelta(hours=2)
-    days: str = "daily"
-    volume_band: tuple[float, float] = (0.5, 2.0)
+Clock = Annotated[str | None, BeforeValidator(check_clock)]
+Duration = Annotated[str | None, BeforeValidator(check_duration)]
 
 
-DEFAULT_DROPS = (DropWatch("user_activity"),)
+class DropSettings(Section):
+    """``drops.<feed>``: unset keys keep :class:`DropWatch`'s defaults."""
+
+    deadline: Clock = None
+    grace: Duration = None
+    days: Annotated[str | None, BeforeValidator(one_of(*DROP_DAYS))] = None
+    volume_band: Annotated[list[float] | None, BeforeValidator(check_band)] = None
+
+    def watch(self, feed: str) -> DropWatch:
+        values: dict[str, Any] = {"days": self.days}
+        if self.deadline is not None:
+            values["deadline"] = as_time(self.deadline)
+        if self.grace is not None:
+            values["grace"] = as_timedelta(self.grace)
+        if self.volume_band is not None:
+            values["volume_band"] = tuple(self.volume_band)
+        return DropWatch(feed, **{k: v for k, v in values.items() if v is not None})
 
 
-def parse_band(value: Any, key: str) -> tuple[float, float]:
-    """``[50%, 200%]`` or ``[0.5, 2]``: the accepted share of the median night."""
+def check_drop_feeds(value: Any) -> dict[str, Any]:
+    """``drops``: a mapping whose keys are feeds."""
+    from usage_pipeline.feeds import FEEDS  # the feeds import the configuration
 
-    def share(item: Any) -> float:
-        text = str(item).strip()
-        try:
-            number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-        except ValueError:
-            number = -1.0
-        if isinstance(item, bool) or number < 0:
-            raise ConfigError(
-                f"Config key '{key}' must be two shares of the median like [50%, 200%],"
-                f" got {value!r}."
-            )
-        return number
-
-    if not isinstance(value, list) or len(value) != 2:
-        raise ConfigError(
-            f"Config key '{key}' must be two shares of the median like [50%, 200%], got {value!r}."
-        )
-    low, high = share(value[0]), share(value[1])
-    if not low < high:
-        raise ConfigError(f"Config key '{key}' must list the lower share first, got {value!r}.")
-    return low, high
-
-
-def parse_drops(value: Any, key: str) -> tuple[DropWatch, ...]:
-    from usage_pipeline.feeds import FEEDS  # the feeds import this module
-
-    watches = []
-    for feed, settings in mapping(value, key).items():
-        path = f"{key}.{feed}"
+    drops = check_mapping(value)
+    for feed in drops:
         if feed not in FEEDS:
+            known = ", ".join(sorted(FEEDS))
+            raise ConfigError(f"Config key 'drops.{feed}' names no feed (known feeds: {known}).")
+    return drops
+
+
+def drop_watches(
+    drops: dict[str, DropSettings] | None, deadline: str | None, grace: str | None
+) -> tuple[DropWatch, ...]:
+    """The watches of ``drops`` (default: user_activity), with the legacy ``drop_deadline`` /
+    ``drop_grace`` applied to the user_activity watch."""
+    watches = DEFAULT_DROPS if drops is None else tuple(s.watch(f) for f, s in drops.items())
+    legacy: dict[str, Any] = {}
+    if deadline is not None:
+        legacy["deadline"] = as_time(deadline)
+    if grace is not None:
+        legacy["grace"] = as_timedelta(grace)
+    if legacy:
+        if drops is not None and "user_activity" in drops:
             raise ConfigError(
-                f"Config key '{path}' names no feed (known feeds: {', '.join(sorted(FEEDS))})."
+                "Config keys 'drop_deadline'/'drop_grace' and 'drops.user_activity' both set the"
+                " user_activity drop watch; keep only 'drops.user_activity'."
             )
-        settings = mapping(settings, path)
-        only_keys(settings, {"deadline", "grace", "days", "volume_band"}, path)
-        watch = DropWatch(str(feed))
-        if settings.get("deadline") is not None:
-            watch = dataclasses.replace(
-                watch, deadline=parse_clock(settings["deadline"], f"{path}.deadline")
-            )
-        if settings.get("grace") is not None:
-            watch = dataclasses.replace(
-                watch, grace=parse_duration(settings["grace"], f"{path}.grace")
-            )
-        if settings.get("days") is not None:
-            watch = dataclasses.replace(
-                watch, days=choice(settings["days"], DROP_DAYS, f"{path}.days")
-            )
-        if settings.get("volume_band") is not None:
-            watch = dataclasses.replace(
-                watch, volume_band=parse_band(settings["volume_band"], f"{path}.volume_band")
-            )
-        watches.append(watch)
+        current = next((w for w in watches if w.feed == "user_activity"), None)
+        others = tuple(w for w in watches if w.feed != "user_activity")
+        current = current or DropWatch("user_activity")
+        watches = (dataclasses.replace(current, **legacy), *others)
     return tuple(sorted(watches, key=lambda w: w.feed))
-
-
-def parse_notifications(value: Any, key: str) -> dict[str, Any]:
-    settings = mapping(value, key)
-    only_keys(settings, {"webhook_url"}, key)
-    url = settings.get("webhook_url")
-    return {} if url is None else {"webhook_url": parse_webhook(url, f"{key}.webhook_url")}
-
-
-def parse_webhook(value: Any, key: str) -> str:
-    url = parse_text(value, key)
-    if not re.match(r"https?://[^\s/]+", url):
-        raise ConfigError(f"Config key '{key}' must be an http:// or https:// URL, got {url!r}.")
-    return url
-
-
-def drops_raw(watches: tuple[DropWatch, ...]) -> dict[str, dict[str, Any]]:
-    """The watches as the YAML mapping :func:`parse_drops` reads back."""
-    return {
-        w.feed: {
-            "deadline": w.deadline.strftime("%H:%M"),
-            "grace": seconds(w.grace),
-            "days": w.days,
-            "volume_band": list(w.volume_band),
-        }
-        for w in watches
-    }
-
-
-def legacy_drop(attr: str, parser: Any) -> Any:
-    """``drop_deadline`` / ``drop_grace``: the older spelling of ``drops.user_activity``."""
-    return lambda value, key: {f"legacy_{attr}": parser(value, key)}
-
-
-def apply_legacy_drop(values: dict[str, Any]) -> None:
-    """Turn ``drop_deadline`` / ``drop_grace`` into the ``user_activity`` drop watch."""
-    legacy = {
-        name: values.pop(f"legacy_{name}")
-        for name in ("deadline", "grace")
-        if f"legacy_{name}" in values
-    }
-    if not legacy:
-        return
-    drops = values.get("drops", DEFAULT_DROPS)
-    if "drops" in values and any(w.feed == "user_activity" for w in drops):
-        raise ConfigError(
-            "Config keys 'drop_deadline'/'drop_grace' and 'drops.user_activity' both set the"
-            " user_activity drop watch; keep only 'drops.user_activity'."
-        )
-    current = next((w for w in drops if w.feed == "user_activity"), DropWatch("user_activity"))
-    others = tuple(w for w in drops if w.feed != "user_activity")
-    watches = (dataclasses.replace(current, **legacy), *others)
-    values["drops"] = tuple(sorted(watches, key=lambda w: w.feed))

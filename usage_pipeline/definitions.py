@@ -5,60 +5,37 @@ from __future__ import annotations
 import dagster as dg
 
 from usage_pipeline.config import PipelineConfig, load_config
-from usage_pipeline.defs.billing import billing_periods, build_billing
-from usage_pipeline.defs.daily import build_daily_definitions
-from usage_pipeline.defs.drop_watch import build_drop_watch
-from usage_pipeline.defs.file_actions import reprocess_file_job, revert_file_job
-from usage_pipeline.defs.ingestion import inbox_file, ingest_files_job
+from usage_pipeline.defs.daily.assets import build_daily_definitions
+from usage_pipeline.defs.daily.sensor import build_followup_sensor
+from usage_pipeline.defs.files.actions import build_file_jobs
+from usage_pipeline.defs.ingestion.assets import build_ingest_job, inbox_file
+from usage_pipeline.defs.ingestion.sensor import inbox_sensor
+from usage_pipeline.defs.ingestion.tables import TABLE_ASSETS
 from usage_pipeline.defs.resources import PipelineResource
-from usage_pipeline.defs.run_end import build_end_of_run_job
-from usage_pipeline.defs.sensors import build_followup_sensor, inbox_sensor
-
-# Tables that ingestion itself rewrites (in the file's transaction); each ingestion run reports
-# a materialisation of the ones it touched.
-TABLE_ASSETS = [
-    dg.AssetSpec(name, group_name=group, deps=["inbox_file"], description=description)
-    for name, group, description in (
-        ("accounts", "accounts", "Account directory: latest file wins per account."),
-        (
-            "account_attribute_history",
-            "accounts",
-            "Attribute values per account with valid_from/valid_to; a row per change.",
-        ),
-        (
-            "product_usage",
-            "product_usage",
-            "Product-usage dimension values per account and snapshot period.",
-        ),
-        ("usage_events", "billing", "Billable usage events, one per event_ref."),
-        ("events", "behaviour", "Back-dated behaviour events kept after throttling."),
-    )
-]
+from usage_pipeline.defs.tags import INBOX_TAG
+from usage_pipeline.defs.watch.billing import billing_periods, build_billing
+from usage_pipeline.defs.watch.drop_watch import build_drop_watch
+from usage_pipeline.defs.watch.run_end import build_end_of_run_job
+from usage_pipeline.instance import inbox_identity
 
 
 def build_definitions(config: PipelineConfig) -> dg.Definitions:
-    """Every asset, check, job, sensor and schedule for one resolved configuration."""
-    daily = build_daily_definitions(config.timezone)
-    drop_assets, drop_job, drop_schedules = build_drop_watch(config)
-    billing_job, billing_schedule = build_billing(config)
+    """Every asset, check, job, sensor and schedule for one resolved configuration. Every
+    run is tagged with the inbox it serves (one Dagster instance per inbox)."""
+    run_tags = {INBOX_TAG: inbox_identity(config.inbox)}
+    daily = build_daily_definitions(config.timezone, run_tags)
+    drop_assets, drop_job, drop_schedules = build_drop_watch(config, run_tags)
+    billing_job, billing_schedule = build_billing(config, run_tags)
     rollup_job, snapshot_job = daily.jobs
-    end_of_run_job = build_end_of_run_job(drop_job, billing_job)
     return dg.Definitions(
-        assets=[
-            inbox_file,
-            *drop_assets,
-            *daily.assets,
-            *TABLE_ASSETS,
-            billing_periods,
-        ],
+        assets=[inbox_file, *drop_assets, *daily.assets, *TABLE_ASSETS, billing_periods],
         jobs=[
-            ingest_files_job,
+            build_ingest_job(run_tags),
             *daily.jobs,
             drop_job,
             billing_job,
-            end_of_run_job,
-            revert_file_job,
-            reprocess_file_job,
+            build_end_of_run_job(drop_job, billing_job, run_tags=run_tags),
+            *build_file_jobs(run_tags),
         ],
         sensors=[inbox_sensor, build_followup_sensor(rollup_job, snapshot_job)],
         schedules=[*daily.schedules, *drop_schedules, billing_schedule],

@@ -1,4 +1,5 @@
-"""The Dagster instance the CLI runs on, opened safely beside other CLI runs.
+"""The Dagster instance the CLI runs on, opened safely beside other CLI runs, and the rule
+that one instance serves one inbox.
 
 Dagster creates a fresh SQLite instance's storage (``runs.db``, ``schedules.db``, the event
 index) when the instance is first opened; two processes doing that at once can both try to
@@ -10,15 +11,21 @@ from __future__ import annotations
 
 import os
 import traceback
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from usage_pipeline.defs.tags import INBOX_TAG
+
 if TYPE_CHECKING:  # dagster is imported when an instance is opened: quick verbs never load it
     import dagster as dg
 
 LOCK_NAME = ".usage_pipeline_instance.lock"
+# Instances opened by open_instance (DAGSTER_HOME or the repo's dagster.yaml): the ones
+# deployments can share by mistake, so they serve one inbox only.
+_SHARED: weakref.WeakSet[dg.DagsterInstance] = weakref.WeakSet()
 
 
 class InstanceError(RuntimeError):
@@ -55,10 +62,10 @@ def open_instance() -> dg.DagsterInstance:
             if not folder.is_dir():
                 raise InstanceError(f"DAGSTER_HOME={home} is not an existing folder.")
             with _opening_lock(folder):
-                return dg.DagsterInstance.get()
+                return _shared(dg.DagsterInstance.get())
         if Path("dagster.yaml").is_file():
             with _opening_lock(folder):
-                return dg.DagsterInstance.from_config(str(folder))
+                return _shared(dg.DagsterInstance.from_config(str(folder)))
     except InstanceError:
         raise
     except Exception as exc:
@@ -66,6 +73,11 @@ def open_instance() -> dg.DagsterInstance:
             f"The Dagster instance in {folder} could not be opened: {_first_line(exc)}."
         ) from exc
     return dg.DagsterInstance.ephemeral()
+
+
+def _shared(instance: dg.DagsterInstance) -> dg.DagsterInstance:
+    _SHARED.add(instance)
+    return instance
 
 
 def _first_line(exc: BaseException) -> str:
@@ -84,3 +96,40 @@ def instance_storage_error(exc: BaseException) -> str | None:
     if not callers or f"{os.sep}dagster{os.sep}_core{os.sep}" not in callers[-1]:
         return None
     return f"The Dagster instance's storage could not be used: {_first_line(exc)}."
+
+
+def inbox_identity(inbox: str) -> str:
+    """The inbox as its runs are tagged: an S3 URI without a trailing slash, or the folder's
+    absolute path."""
+    if inbox.lower().startswith("s3://"):
+        return inbox.rstrip("/")
+    return str(Path(inbox).resolve())
+
+
+def other_inbox(instance: dg.DagsterInstance, identity: str) -> str | None:
+    """The sentence refusing ``instance`` when it holds runs of another inbox than
+    ``identity`` (runs are tagged ``usage_pipeline/inbox``), else None."""
+    others = sorted(
+        value
+        for key, values in instance.get_run_tags(tag_keys=[INBOX_TAG])
+        if key == INBOX_TAG
+        for value in values
+        if value != identity
+    )
+    if not others:
+        return None
+    return (
+        f"This Dagster instance already holds runs of the inbox {others[0]}, not {identity}:"
+        " use one DAGSTER_HOME per inbox."
+    )
+
+
+def claim_instance(instance: dg.DagsterInstance, inbox: str) -> None:
+    """Refuse (InstanceError) an instance opened by :func:`open_instance` that holds runs of
+    another inbox than ``inbox``. An instance the caller made itself (a test, a benchmark)
+    is the caller's own to share."""
+    if instance not in _SHARED:
+        return
+    refusal = other_inbox(instance, inbox_identity(inbox))
+    if refusal:
+        raise InstanceError(refusal)

@@ -1,5 +1,5 @@
 """``revert KEY`` and ``reprocess KEY`` (SPEC §6), without Dagster: the jobs of
-:mod:`usage_pipeline.defs.file_actions` and the CLI call these.
+:mod:`usage_pipeline.defs.files.actions` and the CLI call these.
 
 - revert: the key's loaded version stops contributing (ledger status ``reverted``), in one
   transaction; its days are queued for their rollups, which queue the snapshots.

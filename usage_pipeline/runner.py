@@ -16,13 +16,16 @@ import dagster as dg
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.definitions import build_definitions
-from usage_pipeline.defs.daily import ROLLUP_JOB, SNAPSHOT_JOB
-from usage_pipeline.defs.file_actions import file_action_config
-from usage_pipeline.defs.ingestion import INBOX_FILE, INGEST_JOB, batch_run_config
-from usage_pipeline.defs.run_end import END_OF_RUN_JOB
+from usage_pipeline.defs.daily.assets import ROLLUP_JOB, SNAPSHOT_JOB
+from usage_pipeline.defs.files.actions import file_action_config
+from usage_pipeline.defs.ingestion.assets import INBOX_FILE, INGEST_JOB, batch_run_config
 from usage_pipeline.defs.tags import AS_OF_TAG, range_tags
+from usage_pipeline.defs.watch.run_end import END_OF_RUN_JOB
 from usage_pipeline.followups import rollup_ranges, snapshot_ranges
-from usage_pipeline.instance import open_instance  # noqa: F401  (the CLI's instance)
+from usage_pipeline.instance import (
+    claim_instance,
+    open_instance,  # noqa: F401  (the CLI's instance)
+)
 from usage_pipeline.sensing import new_versions, plan_batches
 from usage_pipeline.sources import open_source
 from usage_pipeline.state import load_cli_cursor, save_cli_cursor
@@ -65,6 +68,7 @@ class PipelineRunner:
     def __init__(
         self, config: PipelineConfig, instance: dg.DagsterInstance, log_level: str = "INFO"
     ) -> None:
+        claim_instance(instance, config.inbox)  # one instance per inbox
         self.config = config
         self.instance = instance
         self.log_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}

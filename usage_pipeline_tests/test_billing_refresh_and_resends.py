@@ -20,7 +20,7 @@ import yaml
 
 from usage_pipeline.config import PipelineConfig, parse_config
 from usage_pipeline.definitions import build_definitions
-from usage_pipeline.defs.run_end import END_OF_RUN_JOB
+from usage_pipeline.defs.watch.run_end import END_OF_RUN_JOB
 from usage_pipeline.demo_data import solvimon
 from usage_pipeline_tests.helpers import drop, invoke, rows, run
 

@@ -13,7 +13,7 @@ import pytest
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.days import drop_date
 from usage_pipeline.definitions import build_definitions
-from usage_pipeline.defs.partitions import daily_partitions
+from usage_pipeline.defs.daily.partitions import daily_partitions
 from usage_pipeline.defs.resources import PipelineResource
 from usage_pipeline.snapshots import SNAPSHOT_BUILDERS, build_snapshot_day
 from usage_pipeline.warehouse.engine import get_engine

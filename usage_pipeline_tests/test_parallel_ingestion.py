@@ -19,12 +19,10 @@ from typing import Any
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from dagster._core.instance.ref import InstanceRef
-from dagster._serdes import deserialize_value, serialize_value
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.definitions import build_definitions
-from usage_pipeline.defs.ingestion import INBOX_FILE, batch_run_config
+from usage_pipeline.defs.ingestion.assets import INBOX_FILE, batch_run_config
 from usage_pipeline.warehouse.engine import dispose_engines, get_engine, read_connection
 from usage_pipeline.warehouse.tables import metadata
 from usage_pipeline_tests.conftest import new_schema_url
@@ -155,7 +153,7 @@ def _ingest_in_child(
         config = PipelineConfig.from_json(config_json)
         job = build_definitions(config).resolve_job_def("ingest_files_job")
         get_engine(config.warehouse)  # connect (and create tables) before the start line
-        with dg.DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef)) as inst:
+        with dg.DagsterInstance.from_ref(dg.deserialize_value(instance_ref)) as inst:
             barrier.wait(timeout=120)
             results.put(_execute_ingestion(job, inst, keys))
     except BaseException as exc:  # reported to the parent, which fails the test
@@ -195,7 +193,7 @@ def ingest_concurrently(
 ) -> list[dict[str, Any]]:
     """One spawned process per batch of keys, all released together by a barrier; each
     process ingests its batch in one run. Returns every run's outcome."""
-    ref = serialize_value(instance.get_ref())
+    ref = dg.serialize_value(instance.get_ref())
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(len(batches)), ctx.Queue()
     children = [

@@ -16,7 +16,7 @@ import yaml
 
 from usage_pipeline.config import PipelineConfig, parse_config
 from usage_pipeline.definitions import build_definitions
-from usage_pipeline.defs.file_actions import REPROCESS_JOB, REVERT_JOB
+from usage_pipeline.defs.files.actions import REPROCESS_JOB, REVERT_JOB
 from usage_pipeline.defs.tags import AS_OF_TAG
 from usage_pipeline.revert import FileActionError, reprocess_key, revert_key
 from usage_pipeline.runner import PipelineRunner, act_on_file

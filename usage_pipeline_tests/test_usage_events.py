@@ -18,8 +18,8 @@ from usage_pipeline import billing
 from usage_pipeline.cli import main
 from usage_pipeline.config import PipelineConfig, parse_config
 from usage_pipeline.definitions import build_definitions
-from usage_pipeline.defs.billing import BILLING_JOB, HOLD_CHECK
 from usage_pipeline.defs.tags import AS_OF_TAG
+from usage_pipeline.defs.watch.billing import BILLING_JOB, HOLD_CHECK
 from usage_pipeline.feeds import FEEDS
 from usage_pipeline.feeds.usage_events import SeenRefs
 from usage_pipeline.timestamps import parse_instants

@@ -13,7 +13,7 @@ REVERT, REPROCESS = "revert_file", "reprocess_file"
 
 
 def _act(config_file: str | None, key: str, op: str) -> int:
-    from usage_pipeline.defs.file_actions import REPROCESS_JOB, REVERT_JOB
+    from usage_pipeline.defs.files.actions import REPROCESS_JOB, REVERT_JOB
     from usage_pipeline.instance import open_instance
     from usage_pipeline.revert import reprocess_problem, revert_problem
     from usage_pipeline.runner import act_on_file

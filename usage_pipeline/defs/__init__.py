@@ -1,1 +1,3 @@
-"""Dagster definitions: assets, checks, jobs, sensors and schedules."""
+"""Dagster definitions by domain: ``ingestion`` (inbox files), ``daily`` (rollups and
+snapshots), ``watch`` (drop watch, billing periods, the end-of-run job) and ``files``
+(revert / reprocess), over the shared ``resources`` and run ``tags``."""

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from datetime import date, datetime, timezone
 
 AS_OF_TAG = "usage_pipeline/as_of"
+# Every run of the code location: the inbox it serves (one instance per inbox).
+INBOX_TAG = "usage_pipeline/inbox"
 # Dagster's own tags for a run over a range of partitions (a single-run backfill).
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"

@@ -10,7 +10,8 @@ from typing import Any
 import dagster as dg
 
 from usage_pipeline.alerts import rejected_file_alerts, send
-from usage_pipeline.defs.ingestion import INBOX_FILE, batch_metadata
+from usage_pipeline.defs.ingestion.assets import INBOX_FILE
+from usage_pipeline.defs.ingestion.metadata import batch_metadata
 from usage_pipeline.defs.resources import PipelineResource
 from usage_pipeline.ingest import IngestOutcome
 from usage_pipeline.revert import FileActionError, reprocess_key, revert_key
@@ -83,14 +84,24 @@ def reprocess_file(
     send(pipeline.engine(), settings, rejected_file_alerts([outcome]), context.log)
 
 
-@dg.job(name=REVERT_JOB, description="Revert one file version: run config ops.revert_file.key.")
-def revert_file_job() -> None:
-    revert_file()
+def build_file_jobs(run_tags: dict[str, str]) -> list[dg.JobDefinition]:
+    """``revert_file_job`` and ``reprocess_file_job`` (run config: the file's inbox key)."""
 
+    @dg.job(
+        name=REVERT_JOB,
+        run_tags=run_tags,
+        description="Revert one file version: run config ops.revert_file.key.",
+    )
+    def revert_file_job() -> None:
+        revert_file()
 
-@dg.job(
-    name=REPROCESS_JOB,
-    description="Reprocess one file under the current config: run config ops.reprocess_file.key.",
-)
-def reprocess_file_job() -> None:
-    reprocess_file()
+    @dg.job(
+        name=REPROCESS_JOB,
+        run_tags=run_tags,
+        description="Reprocess one file under the current config: run config"
+        " ops.reprocess_file.key.",
+    )
+    def reprocess_file_job() -> None:
+        reprocess_file()
+
+    return [revert_file_job, reprocess_file_job]

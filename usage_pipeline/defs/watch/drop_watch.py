@@ -113,13 +113,15 @@ def _crons(watch: DropWatch) -> list[str]:
 
 
 def build_drop_watch(
-    config: PipelineConfig,
+    config: PipelineConfig, run_tags: dict[str, str]
 ) -> tuple[list[dg.AssetsDefinition], Any, list[dg.ScheduleDefinition]]:
     """The watched feeds' assets, the job evaluating them all in one run, and the schedule
     running it when any watched night falls due."""
     assets = [_watch_asset(watch.feed) for watch in config.drops]
     job = dg.define_asset_job(
-        DROP_WATCH_JOB, selection=dg.AssetSelection.assets(*(a.key for a in assets))
+        DROP_WATCH_JOB,
+        selection=dg.AssetSelection.assets(*(a.key for a in assets)),
+        run_tags=run_tags,
     )
     crons = sorted({cron for watch in config.drops for cron in _crons(watch)})
     schedules = []

@@ -83,10 +83,12 @@ def billing_periods(
 
 
 def build_billing(
-    config: PipelineConfig,
+    config: PipelineConfig, run_tags: dict[str, str]
 ) -> tuple[Any, dg.ScheduleDefinition]:
     """The billing-periods job and its hourly schedule (instance zone), running by default."""
-    job = dg.define_asset_job(BILLING_JOB, selection=dg.AssetSelection.assets(BILLING_PERIODS))
+    job = dg.define_asset_job(
+        BILLING_JOB, selection=dg.AssetSelection.assets(BILLING_PERIODS), run_tags=run_tags
+    )
     schedule = dg.ScheduleDefinition(
         name="billing_periods_schedule",
         job=job,

@@ -16,8 +16,8 @@ import dagster as dg
 from usage_pipeline import rollups, snapshots
 from usage_pipeline.alerts import reconciliation_alert, send
 from usage_pipeline.days import day_spans
-from usage_pipeline.defs.ingestion import INBOX_FILE
-from usage_pipeline.defs.partitions import ONE_RUN_PER_RANGE, daily_partitions
+from usage_pipeline.defs.daily.partitions import ONE_RUN_PER_RANGE, daily_partitions
+from usage_pipeline.defs.ingestion.assets import INBOX_FILE
 from usage_pipeline.defs.resources import PipelineResource
 from usage_pipeline.defs.tags import range_tags
 from usage_pipeline.warehouse.engine import read_connection
@@ -37,7 +37,10 @@ class DailyDefinitions:
 
 
 def _days(context: dg.AssetExecutionContext) -> list[date]:
-    return [date.fromisoformat(key) for key in context.partition_keys]
+    """The days of the run's partition range (its time window in the instance zone)."""
+    window = context.partition_time_window
+    first = window.start.date()
+    return [first + timedelta(days=n) for n in range((window.end.date() - first).days)]
 
 
 def range_request(
@@ -172,7 +175,7 @@ SNAPSHOT_DESCRIPTIONS = {
 }
 
 
-def build_daily_definitions(timezone: str) -> DailyDefinitions:
+def build_daily_definitions(timezone: str, run_tags: dict[str, str]) -> DailyDefinitions:
     """Rollup and snapshot assets partitioned by day in ``timezone``."""
     days_def = daily_partitions(timezone)
     with warnings.catch_warnings():  # backfill_policy is marked beta in dagster 1.13
@@ -182,8 +185,8 @@ def build_daily_definitions(timezone: str) -> DailyDefinitions:
             _snapshot_asset(table, days_def, SNAPSHOT_DESCRIPTIONS[table])
             for table in snapshots.SNAPSHOT_BUILDERS
         ]
-    rollup_job = dg.define_asset_job(ROLLUP_JOB, selection=rollup_assets)
-    snapshot_job = dg.define_asset_job(SNAPSHOT_JOB, selection=snapshot_assets)
+    rollup_job = dg.define_asset_job(ROLLUP_JOB, selection=rollup_assets, run_tags=run_tags)
+    snapshot_job = dg.define_asset_job(SNAPSHOT_JOB, selection=snapshot_assets, run_tags=run_tags)
 
     @dg.schedule(
         name="snapshot_schedule",

@@ -14,7 +14,7 @@ import dagster as dg
 END_OF_RUN_JOB = "end_of_run_job"
 
 
-def build_end_of_run_job(*jobs: Any) -> Any:
+def build_end_of_run_job(*jobs: Any, run_tags: dict[str, str]) -> Any:
     """One job selecting every asset of ``jobs`` (asset jobs of this code location)."""
     selection = jobs[0].selection
     for job in jobs[1:]:
@@ -22,6 +22,7 @@ def build_end_of_run_job(*jobs: Any) -> Any:
     return dg.define_asset_job(
         END_OF_RUN_JOB,
         selection=selection,
+        run_tags=run_tags,
         description="What `usage-pipeline run` ends with, in one run: the drop watch and the"
         " billing period states, as of the run's as-of time.",
     )

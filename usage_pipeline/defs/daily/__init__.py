@@ -1,0 +1,1 @@
+"""Daily-partitioned rollups and snapshots, their schedule and the follow-up sensor."""

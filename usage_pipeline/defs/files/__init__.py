@@ -1,0 +1,1 @@
+"""Jobs an engineer launches for one file: revert and reprocess."""

@@ -1,0 +1,2 @@
+"""Ingestion: the inbox sensor, the ``inbox_file`` batch asset, its checks, and the tables
+that ingestion rewrites."""
