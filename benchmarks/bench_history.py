@@ -67,12 +67,13 @@ def populate(url: str, days: int, users: int, rows_per_day: int) -> None:
     with engine.begin() as conn:
         rows, day_numbers = _numbers(conn, rows_per_day), _numbers(conn, days)
         day = _day_expr(conn, "d.n")
-        user = f"((r.n + d.n * 7) % {users})"
+        mod = "%%" if conn.dialect.name == "postgresql" else "%"  # psycopg placeholders
+        user = f"((r.n + d.n * 7) {mod} {users})"
         conn.exec_driver_sql(
             "INSERT INTO user_activity_contributions"
             " (file_id, activity_date, account_id, user_id, module, activity, count)"
-            f" SELECT 0, {day}, 'a' || ({user} % {ACCOUNTS}), 'u' || {user},"
-            f" 'm' || (r.n % 12), 'act' || (r.n / {users}), 1 + (r.n % 50)"
+            f" SELECT 0, {day}, 'a' || ({user} {mod} {ACCOUNTS}), 'u' || {user},"
+            f" 'm' || (r.n {mod} 12), 'act' || (r.n / {users}), 1 + (r.n {mod} 50)"
             f" FROM {day_numbers} AS d CROSS JOIN {rows} AS r"
         )
         conn.exec_driver_sql(
