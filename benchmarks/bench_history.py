@@ -14,7 +14,8 @@ Run it from the repository root (nothing else running; check ``uptime`` first)::
 History is generated in SQL (30,000 rollup rows a day, 20,000 users over 1,000 accounts,
 the same rows in the contribution table, month and activity state built from them, every
 earlier snapshot date recorded as built), then each measurement runs the pipeline's own
-functions in a fresh process: the figures are the pipeline's work, not Dagster's.
+functions in a fresh process (PostgreSQL: after VACUUM ANALYZE and a CHECKPOINT, as a DBA
+would after a bulk load): the figures are the pipeline's work, not Dagster's.
 A and B alternate pair by pair; min and median are printed, with the ratio per pair.
 Throwaway PostgreSQL databases ``usage_pipeline_bench_*`` are dropped at the end.
 """
@@ -92,6 +93,20 @@ def populate(url: str, days: int, users: int, rows_per_day: int) -> None:
                 "INSERT INTO snapshot_dates (snapshot_table, snapshot_date, built_at)"
                 f" SELECT '{table}', {day}, CURRENT_TIMESTAMP FROM {day_numbers} AS d"
             )
+
+
+def settle(url: str) -> None:
+    """After a bulk load, what a DBA does before measuring: statistics and a checkpoint
+    (PostgreSQL), so autovacuum and the checkpointer do not run during the measurement."""
+    if not url.startswith("postgresql"):
+        return
+    import psycopg
+
+    with psycopg.connect(
+        url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as conn:
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")
 
 
 def write_night(path: Path, day: date, users: int, rows: int) -> None:
@@ -194,6 +209,8 @@ def bench_nightly(dbs: Databases, args: argparse.Namespace) -> str:
     long_url, short_url = dbs.fresh(), dbs.fresh()
     populate(long_url, 365, USERS, ROWS_PER_DAY)
     populate(short_url, 30, USERS, ROWS_PER_DAY)
+    settle(long_url)
+    settle(short_url)
     print(f"  [{dbs.kind}] history generated in {time.perf_counter() - start:.0f} s", flush=True)
     inbox = args.workdir / f"inbox_{dbs.kind}"
 
@@ -219,6 +236,8 @@ def bench_users(dbs: Databases, args: argparse.Namespace) -> str:
     big, small = dbs.fresh(), dbs.fresh()
     populate(big, 30, 100_000, 150_000)
     populate(small, 30, 20_000, 30_000)
+    settle(big)
+    settle(small)
     a, b = [], []
     for _ in range(args.repeat):
         a.append(child(USER_SNAPSHOT, big, LAST_DAY.isoformat()))
