@@ -29,7 +29,8 @@ What one run does:
    Every measurement runs in its own freshly spawned process, so its peak RSS
    (``ru_maxrss``) is its own.
 3. Prints seconds per stage, rows/s, the ratio pipeline total / baseline total, the peak
-   RSS, and the verdicts on the targets (PostgreSQL ratio <= 2.0, peak RSS <= 1 GiB).
+   RSS, and the verdicts on the targets (ratio <= 1.0 on each database, first bar 1.5;
+   peak RSS <= 1 GiB).
 
 A missed target is a measurement, not a failure: the exit status is non-zero only when
 something crashed. The default workdir is a temporary directory removed at the end; a
@@ -81,7 +82,8 @@ GENERATION_BLOCK = 500_000
 SQLITE_BATCH = 100_000
 COPY_BLOCK = 1 << 20
 SEED = 20261120
-RATIO_TARGET = 2.0
+RATIO_TARGET = 1.0  # goal: the pipeline as fast as the hand-written SQL
+RATIO_FIRST_BAR = 1.5
 RSS_TARGET_MIB = 1024.0
 BENCH_DATABASE = re.compile(r"usage_pipeline_bench_\d+")
 
@@ -426,12 +428,18 @@ def summary(results: list[DatabaseResult], rows: int, generation_seconds: float)
                 f"{run.rows_per_second:>11,.0f}{run.peak_rss_mib:>9,.0f}{ratio}"
             )
     lines.append("")
-    postgres = next((r for r in results if r.database == "PostgreSQL"), None)
-    if postgres is not None:
-        verdict = "PASS" if postgres.ratio <= RATIO_TARGET else "MISS"
-        lines.append(f"PostgreSQL ratio <= {RATIO_TARGET:.1f}: {verdict} ({postgres.ratio:.2f})")
-    else:
-        lines.append(f"PostgreSQL ratio <= {RATIO_TARGET:.1f}: not measured")
+    for result in results:
+        verdict = (
+            "met"
+            if result.ratio <= RATIO_TARGET
+            else "first bar met"
+            if result.ratio <= RATIO_FIRST_BAR
+            else "MISSED"
+        )
+        lines.append(
+            f"{result.database} ratio <= {RATIO_TARGET:.1f} (first bar {RATIO_FIRST_BAR:.1f}):"
+            f" {verdict} ({result.ratio:.2f})"
+        )
     if results:
         peak = max(r.pipeline.peak_rss_mib for r in results)
         verdict = "PASS" if peak <= RSS_TARGET_MIB else "MISS"
