@@ -61,12 +61,12 @@ class DropSettings(Section):
 
 def check_drop_feeds(value: Any) -> dict[str, Any]:
     """``drops``: a mapping whose keys are feeds."""
-    from usage_pipeline.feeds import FEEDS  # the feeds import the configuration
+    from usage_pipeline.feed_headers import FEED_NAMES  # it imports the configuration
 
     drops = check_mapping(value)
     for feed in drops:
-        if feed not in FEEDS:
-            known = ", ".join(sorted(FEEDS))
+        if feed not in FEED_NAMES:
+            known = ", ".join(FEED_NAMES)
             raise ConfigError(f"Config key 'drops.{feed}' names no feed (known feeds: {known}).")
     return drops
 

@@ -58,11 +58,6 @@ def test_version_prints_the_package_version() -> None:
     assert result.stdout.splitlines()[0] == f"usage-pipeline {version('usage_pipeline')}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the templates live in the feed classes, whose modules import pandas at import"
-    " time (usage_pipeline/feeds/, outside the CLI)",
-)
 def test_template_imports_no_heavy_module() -> None:
     result = _cli("template", "user_activity")
     assert result.stdout.splitlines() == [

@@ -115,7 +115,7 @@ def check(file: str, feed: str, import_name: str | None, config_file: str | None
 @guarded
 def template(feed: str, import_name: str | None, config_file: str | None) -> int:
     """Print the CSV header template of FEED."""
-    from usage_pipeline.feeds import FEEDS
+    from usage_pipeline.feed_headers import template as header
 
-    click.echo(FEEDS[feed].template(load(config_file), import_name))
+    click.echo(header(feed, load(config_file), import_name))
     return EXIT_OK

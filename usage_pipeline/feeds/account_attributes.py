@@ -17,7 +17,6 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from usage_pipeline.config import PipelineConfig
 from usage_pipeline.feeds.attribute_history import (
     ACCOUNT_ID,
     DATE,
@@ -46,9 +45,6 @@ class AccountAttributesFeed(Feed[None]):
     target = attribute_observations
     day_column = "observed_on"
     kinds = {DATE: DAY_KIND}
-
-    def template(self, config: PipelineConfig, import_name: str | None = None) -> str:
-        return "account_id,date,<attribute>"
 
     def header_problem(self, header: list[str], context: FileContext) -> str | None:
         problem = super().header_problem(header, context) or blank_column_problem(header)

@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from usage_pipeline.config import PipelineConfig
 from usage_pipeline.days import iso_days
 from usage_pipeline.feeds.attribute_history import (
     ACCOUNT_ID,
@@ -101,9 +100,6 @@ class AccountUsageFeed(Feed[None]):
     target = account_usage_staging
     day_column = "activity_date"
     kinds = {DATE: DAY_KIND}
-
-    def template(self, config: PipelineConfig, import_name: str | None = None) -> str:
-        return "account_id,date,<Module>##<Activity>,<attribute>"
 
     def header_problem(self, header: list[str], context: FileContext) -> str | None:
         problem = super().header_problem(header, context) or blank_column_problem(header)

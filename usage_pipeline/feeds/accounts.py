@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import sqlalchemy as sa
 
-from usage_pipeline.config import PipelineConfig
+from usage_pipeline.feed_headers import ACCOUNT_VALUE_COLUMNS
 from usage_pipeline.feeds.attribute_history import ACCOUNT_ID, blank_column_problem, lock
 from usage_pipeline.feeds.base import ChunkResult, Feed, FeedChange, FileContext
 from usage_pipeline.feeds.validation import validate
@@ -30,7 +30,7 @@ from usage_pipeline.warehouse.tables import account_observations, accounts
 if TYPE_CHECKING:
     import pandera.pandas as pa
 
-VALUE_COLUMNS = ("crm_id", "domain", "name")
+VALUE_COLUMNS = ACCOUNT_VALUE_COLUMNS
 ACCOUNTS_LOCK = 0x41434354  # "ACCT": serialises directory updates on PostgreSQL
 
 
@@ -53,9 +53,6 @@ class AccountsFeed(Feed[None]):
     target = account_observations
     # Snapshot membership includes every account of the directory.
     refreshes_latest_snapshots = ("account_usage_snapshot",)
-
-    def template(self, config: PipelineConfig, import_name: str | None = None) -> str:
-        return ",".join((ACCOUNT_ID, *VALUE_COLUMNS))
 
     def header_problem(self, header: list[str], context: FileContext) -> str | None:
         return blank_column_problem(header) or super().header_problem(header, context)

@@ -37,6 +37,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from usage_pipeline.days import FIRST_DAY, iso_days, parse_dates
+from usage_pipeline.feed_headers import ACCOUNT_ID, DATE
 from usage_pipeline.feeds.base import FileContext
 from usage_pipeline.warehouse.tables import account_attribute_history, attribute_observations
 
@@ -44,8 +45,6 @@ if TYPE_CHECKING:  # pandera is imported where a schema is built: a run with
     import pandera.pandas as pa  # nothing to validate never pays for it
 
 
-ACCOUNT_ID = "account_id"
-DATE = "date"
 DAY_KIND = "a YYYY-MM-DD date"
 # Serialises history updates of concurrent files on PostgreSQL (READ COMMITTED): each update
 # then sees every observation committed before it. SQLite serialises writers anyway.

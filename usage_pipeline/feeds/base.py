@@ -137,9 +137,10 @@ class Feed(ABC, Generic[StateT]):
         return self.required_columns, self.optional_columns
 
     def template(self, config: PipelineConfig, import_name: str | None = None) -> str:
-        """The CSV header line a user fills in."""
-        required, optional = self.columns(config, import_name)
-        return ",".join((*required, *optional))
+        """The CSV header line a user fills in (see :mod:`usage_pipeline.feed_headers`)."""
+        from usage_pipeline.feed_headers import template
+
+        return template(self.name, config, import_name)
 
     def file_problem(self, context: FileContext) -> str | None:
         """Why this file cannot be read as this feed at all (before opening it), or None."""

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from usage_pipeline.days import FIRST_DAY, iso_days, parse_dates
+from usage_pipeline.feed_headers import USER_ACTIVITY_OPTIONAL, USER_ACTIVITY_REQUIRED
 from usage_pipeline.feeds.base import ChunkResult, Feed, FileContext
 from usage_pipeline.feeds.validation import validate
 from usage_pipeline.timestamps import TIMESTAMP_KIND, parse_days
@@ -62,8 +63,8 @@ class UserActivityFeed(Feed[None]):
     """Rows summed per (day, account, user, module, activity); invalid rows rejected singly."""
 
     name = "user_activity"
-    required_columns = ("account_id", "user_id", "module", "activity", "count")
-    optional_columns = ("date", "timestamp")
+    required_columns = USER_ACTIVITY_REQUIRED
+    optional_columns = USER_ACTIVITY_OPTIONAL
     target = user_activity_contributions
     day_column = "activity_date"
     kinds = {

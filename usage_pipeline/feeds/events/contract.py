@@ -11,13 +11,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from usage_pipeline.days import FIRST_DAY
+from usage_pipeline.feed_headers import EVENT_KEY_COLUMNS
 from usage_pipeline.feeds.base import FileContext
 from usage_pipeline.timestamps import TIMESTAMP_KIND
 
 if TYPE_CHECKING:  # pandera is imported where a schema is built: a run with
     import pandera.pandas as pa  # nothing to validate never pays for it
 
-KEY_COLUMNS = ("identity", "event", "timestamp")
+KEY_COLUMNS = EVENT_KEY_COLUMNS
 KINDS = {"timestamp": TIMESTAMP_KIND}
 UTC = timezone.utc
 UTC_DTYPE = pd.DatetimeTZDtype("ns", "UTC")

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from usage_pipeline.config import ImportConfig, PipelineConfig
+from usage_pipeline.feed_headers import configured_imports as configured
+from usage_pipeline.feed_headers import import_columns, lower
 from usage_pipeline.feeds.common import number_cells, text_cells
 
 if TYPE_CHECKING:
@@ -38,26 +40,6 @@ def booleans(text: pd.Series) -> pd.Series:
 
 
 PARSERS = {"numeric": numbers, "boolean": booleans, "text": text_cells}
-
-
-def lower(name: str) -> str:
-    """A configured column name as it appears in a normalised header."""
-    return name.strip().lower()
-
-
-def import_columns(imp: ImportConfig) -> list[str]:
-    """The import's columns as they appear in a normalised header, without repeats."""
-    names = [lower(imp.identifier_column), *(lower(m.column) for m in imp.mappings)]
-    if imp.date_column:
-        names.append(lower(imp.date_column))
-    return list(dict.fromkeys(names))
-
-
-def configured(config: PipelineConfig) -> str:
-    """Which imports exist, for messages about a file outside them."""
-    if not config.imports:
-        return "no imports are configured: add one under 'imports' in the config file"
-    return "configured imports: " + ", ".join(sorted(i.name for i in config.imports))
 
 
 def import_problem(config: PipelineConfig, import_name: str | None) -> str | None:

@@ -7,11 +7,10 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from usage_pipeline.config import ConfigError, PipelineConfig
+from usage_pipeline.config import PipelineConfig
 from usage_pipeline.feeds.base import ChunkResult, Feed, FeedChange, FeedCheck, FileContext
 from usage_pipeline.feeds.product_usage.contract import (
     UNMATCHED_CHECK,
-    configured,
     import_columns,
     import_problem,
 )
@@ -37,15 +36,6 @@ class ProductUsageFeed(Feed[PreparedImport]):
     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         imp = config.import_config(import_name) if import_name else None
         return (tuple(import_columns(imp)) if imp else ()), ()
-
-    def template(self, config: PipelineConfig, import_name: str | None = None) -> str:
-        imp = config.import_config(import_name) if import_name else None
-        if imp is None:
-            raise ConfigError(
-                f"The product_usage template depends on the import: pass --import NAME"
-                f" ({configured(config)})."
-            )
-        return super().template(config, import_name)
 
     def file_problem(self, context: FileContext) -> str | None:
         return import_problem(context.config, context.import_name)

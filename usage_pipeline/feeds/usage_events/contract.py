@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -14,14 +12,19 @@ import pandas as pd
 
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.days import FIRST_DAY
+from usage_pipeline.feed_headers import (
+    USAGE_EVENTS_OPTIONAL,
+    USAGE_EVENTS_REQUIRED,
+    USAGE_EVENTS_TEMPLATE,
+)
 from usage_pipeline.timestamps import TIMESTAMP_KIND, utc_text
 
 if TYPE_CHECKING:  # pandera is imported where a schema is built: a run with
     import pandera.pandas as pa  # nothing to validate never pays for it
 
-REQUIRED_FIXED = ("customer_ref", "event_ref", "event")
-OPTIONAL_FIXED = ("subscription_ref", "timestamp")
-TEMPLATE_FIXED = ("customer_ref", "subscription_ref", "event_ref", "timestamp", "event")
+REQUIRED_FIXED = USAGE_EVENTS_REQUIRED
+OPTIONAL_FIXED = USAGE_EVENTS_OPTIONAL
+TEMPLATE_FIXED = USAGE_EVENTS_TEMPLATE
 FUTURE_LIMIT = timedelta(days=1)
 CLOSED_PERIOD_CHECK = "closed_period_events"
 FINAL_PERIOD_FAILURE = "timestamp: in final billing period "  # + YYYY-MM (failure tally key)
@@ -75,16 +78,6 @@ class Layout:
             if '"' in name:  # SQLite JSON paths ($."name") cannot address such a key
                 return f"the usage_events meter name {name!r} contains a double quote; rename it"
         return None
-
-
-def template(config: PipelineConfig) -> str:
-    """The CSV header line of ``config``'s template (names as configured)."""
-    settings = config.usage_events
-    line = io.StringIO()
-    csv.writer(line, lineterminator="").writerow(
-        (*TEMPLATE_FIXED, *settings.meters, *settings.properties)
-    )
-    return line.getvalue()
 
 
 def usage_events_schema(meters: tuple[str, ...], now: datetime, tz: ZoneInfo) -> pa.DataFrameSchema:

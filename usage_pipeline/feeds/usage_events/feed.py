@@ -16,7 +16,6 @@ from usage_pipeline.feeds.usage_events.contract import (
     OPTIONAL_FIXED,
     REQUIRED_FIXED,
     Layout,
-    template,
     usage_events_schema,
 )
 from usage_pipeline.feeds.usage_events.known_refs import KnownRefs
@@ -42,9 +41,6 @@ class UsageEventsFeed(Feed[FileState]):
         self, config: PipelineConfig, import_name: str | None
     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return (*REQUIRED_FIXED, *Layout.of(config).configured_columns), OPTIONAL_FIXED
-
-    def template(self, config: PipelineConfig, import_name: str | None = None) -> str:
-        return template(config)
 
     def file_problem(self, context: FileContext) -> str | None:
         return Layout.of(context.config).problem()
