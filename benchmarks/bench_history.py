@@ -136,14 +136,18 @@ source = LocalFolderSource(inbox)
 start = time.perf_counter()
 outcome = ingest_file(engine, source, source.stat(key), PipelineConfig(inbox=inbox, warehouse=url))
 assert outcome.status == "loaded", outcome.error
+stages = [time.perf_counter()]
 for name in ("user_activity_daily", "account_activity_daily"):
     with engine.begin() as conn:
         rollups.rebuild_rollup_day(conn, rollups.rollup_named(name), day)
+    stages.append(time.perf_counter())
 for table in ("account_usage_snapshot", "user_usage_snapshot"):
     with engine.begin() as conn:
         snapshots.build_snapshot_day(conn, table, day)
-print(time.perf_counter() - start)
+    stages.append(time.perf_counter())
+print(stages[-1] - start, *(b - a for a, b in zip([start, *stages], stages)))
 """
+STAGES = ("ingest", "user rollup", "account rollup", "account snapshot", "user snapshot")
 
 USER_SNAPSHOT = """
 import sys, time
@@ -159,13 +163,28 @@ print(time.perf_counter() - start, rows)
 """
 
 
-def child(script: str, *args: str) -> float:
+def child_figures(script: str, *args: str) -> list[float]:
+    """The numbers a measurement script prints (first: its total seconds)."""
     done = subprocess.run(
         [sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=REPO
     )
     if done.returncode:
         raise RuntimeError(done.stderr[-3000:])
-    return float(done.stdout.split()[0])
+    return [float(v) for v in done.stdout.split()]
+
+
+def child(script: str, *args: str) -> float:
+    return child_figures(script, *args)[0]
+
+
+def stage_medians(a: list[list[float]], b: list[list[float]]) -> str:
+    """Median seconds of each stage of the nightly script, A against B."""
+    lines = []
+    for index, name in enumerate(STAGES, start=1):
+        left = statistics.median(r[index] for r in a)
+        right = statistics.median(r[index] for r in b)
+        lines.append(f"    {name:<17} A {left:6.2f}  B {right:6.2f}")
+    return "\n".join(["  stages (median s):", *lines])
 
 
 def report(title: str, a: list[float], b: list[float], target: float) -> str:
@@ -214,22 +233,19 @@ def bench_nightly(dbs: Databases, args: argparse.Namespace) -> str:
     print(f"  [{dbs.kind}] history generated in {time.perf_counter() - start:.0f} s", flush=True)
     inbox = args.workdir / f"inbox_{dbs.kind}"
 
-    def night(url: str, index: int, label: str) -> float:
+    def night(url: str, index: int, label: str) -> list[float]:
         day = LAST_DAY + timedelta(days=index + 1)
         key = f"user_activity/{label}_usage_{day}.csv"
         write_night(inbox / key, day, USERS, ROWS_PER_DAY)
-        return child(NIGHT, url, str(inbox), key, day.isoformat())
+        return child_figures(NIGHT, url, str(inbox), key, day.isoformat())
 
     a, b = [], []
     for index in range(args.repeat):
         a.append(night(long_url, index, "long"))
         b.append(night(short_url, index, "short"))
-    return report(
-        f"[{dbs.kind}] nightly (30,000 rows + snapshots): 365 days of history (A) vs 30 (B)",
-        a,
-        b,
-        1.2,
-    )
+    title = f"[{dbs.kind}] nightly (30,000 rows + snapshots): 365 days of history (A) vs 30 (B)"
+    totals = report(title, [r[0] for r in a], [r[0] for r in b], 1.2)
+    return f"{totals}\n{stage_medians(a, b)}"
 
 
 def bench_users(dbs: Databases, args: argparse.Namespace) -> str:

@@ -83,7 +83,7 @@ def last_active(url: str) -> list[tuple]:
 
 def test_state_follows_late_files_and_corrections(inbox: Path, warehouse_url: str) -> None:
     config = PipelineConfig(inbox=str(inbox), warehouse=warehouse_url)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         drop(
             inbox,
             "user_activity/base.csv",
@@ -171,7 +171,7 @@ def test_refreshed_snapshot_equals_one_built_from_scratch(inbox: Path, tmp_path:
     refreshed_url = f"sqlite:///{tmp_path / 'refreshed.db'}"
     scratch_url = f"sqlite:///{tmp_path / 'scratch.db'}"
     refreshed = PipelineConfig(inbox=str(inbox), warehouse=refreshed_url)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         drop(inbox, "user_activity/first.csv", first, header=HEADER)
         run(refreshed, instance, as_of=MORNING)
         run(refreshed, instance, as_of=datetime(2026, 11, 23, 6, tzinfo=timezone.utc))
@@ -185,7 +185,7 @@ def test_refreshed_snapshot_equals_one_built_from_scratch(inbox: Path, tmp_path:
     ]
 
     scratch = PipelineConfig(inbox=str(inbox), warehouse=scratch_url)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(scratch, instance, as_of=MORNING)
         run(scratch, instance, as_of=datetime(2026, 11, 23, 6, tzinfo=timezone.utc))
     for table in ("account_usage_snapshot", "user_usage_snapshot"):
@@ -202,7 +202,7 @@ def test_a_warehouse_of_the_previous_version_is_migrated(inbox: Path, warehouse_
         ["A,u1,Reports,view,2,2026-11-10", "B,u2,Reports,view,0,2026-11-12"],
         header=HEADER,
     )
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(config, instance, as_of=MORNING)
     expected = state(warehouse_url)
     with get_engine(warehouse_url).begin() as conn:  # back to the previous version's schema

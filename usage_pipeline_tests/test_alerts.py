@@ -40,7 +40,7 @@ def _where(inbox: Path) -> str:
 
 
 def test_one_message_per_cause_never_repeated(inbox: Path, warehouse_url: str) -> None:
-    with webhook_server() as hook, dg.instance_for_test() as instance:
+    with webhook_server() as hook, dg.DagsterInstance.ephemeral() as instance:
         config = _config(inbox, warehouse_url, hook.url)
         run(config, instance, as_of=AS_OF)
         run(config, instance, as_of=AS_OF)  # still missing: no second message
@@ -98,7 +98,7 @@ def test_a_failed_reconciliation_posts_once(
 
     monkeypatch.setattr(rollups, "day_totals", off_by_one)
     drop(inbox, GOOD, ["A1,u1,Reports,view,3,2026-11-20T10:00:00"], modified=EVENING)
-    with webhook_server() as hook, dg.instance_for_test() as instance:
+    with webhook_server() as hook, dg.DagsterInstance.ephemeral() as instance:
         config = _config(inbox, warehouse_url, hook.url)
         report = run(config, instance, as_of=AS_OF)
         again = (
@@ -125,7 +125,7 @@ def test_a_failing_webhook_never_breaks_a_run_and_is_retried(
     inbox: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(alerts, "TIMEOUT_SECONDS", 0.5)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         refused = run(_config(inbox, warehouse_url, "http://127.0.0.1:9/hook"), instance, AS_OF)
         with webhook_server() as hook:
             hook.statuses = [500]
@@ -169,6 +169,6 @@ def test_posting_times_out_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_no_webhook_no_record(inbox: Path, warehouse_url: str) -> None:
     config = PipelineConfig(inbox=str(inbox), warehouse=warehouse_url)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(config, instance, as_of=datetime.combine(date(2026, 11, 21), time(12), timezone.utc))
     assert rows(warehouse_url, "alerts_sent") == []

@@ -170,7 +170,7 @@ def test_bad_files_are_rejected_and_good_files_still_load(
     bad_inbox: Path, warehouse_url: str
 ) -> None:
     config = PipelineConfig(inbox=str(bad_inbox), warehouse=warehouse_url, max_file_bytes=20_000)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         report = run(config, instance)
 
     assert report.exit_code == 1
@@ -232,7 +232,7 @@ def test_rejected_files_are_quarantined_with_an_errors_csv(
 ) -> None:
     config = PipelineConfig(inbox=str(bad_inbox), warehouse=sqlite_url, max_file_bytes=20_000)
     originals = {p: p.read_bytes() for p in bad_inbox.rglob("*") if p.is_file()}
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(config, instance)
 
     quarantine = bad_inbox.parent / "quarantine" / "user_activity"

@@ -52,7 +52,7 @@ def test_good_bad_and_duplicate_files_are_one_run(inbox: Path, config: PipelineC
     drop(inbox, "user_activity/good.csv", ["A1,u1,Reports,view,3,2026-11-20"], header=HEADER)
     drop(inbox, "user_activity/bad.csv", "account_id,user_id\nA1,u1\n")
     drop(inbox, "user_activity/copy.csv", ["A1,u1,Reports,view,3,2026-11-20"], header=HEADER)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         report = run(config, instance)
 
         assert len(ingestion_runs(instance)) == 1
@@ -96,7 +96,7 @@ def test_a_crash_mid_batch_resumes_with_the_files_not_done(
     for key, lines in NIGHT:
         drop(inbox, key, lines, header=HEADER)
     reference_url = f"sqlite:///{tmp_path / 'reference.db'}"
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(PipelineConfig(inbox=str(inbox), warehouse=reference_url), instance)
 
     config = PipelineConfig(inbox=str(inbox), warehouse=warehouse_url)
@@ -111,7 +111,7 @@ def test_a_crash_mid_batch_resumes_with_the_files_not_done(
         return outcome
 
     monkeypatch.setattr(batch, "ingest_file", crash_after_two)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         crashed = run(config, instance)
         assert [f.split(":")[0] for f in crashed.failed_runs] == ["ingest_files_job"]
         assert "power cut after the second file" in crashed.failed_runs[0]
@@ -145,7 +145,7 @@ def test_the_cli_reads_only_the_bytes_of_new_files(
     monkeypatch.setattr(LocalFolderSource, "local_copy", recording)
     for key, lines in NIGHT[:4]:
         drop(inbox, key, lines, header=HEADER)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(config, instance)
         assert sorted(read) == [key for key, _ in NIGHT[:4]]
         read.clear()
@@ -205,7 +205,7 @@ def test_two_overlapping_rollups_of_one_day_give_the_uninterrupted_table(
     config = PipelineConfig(inbox=str(inbox), warehouse=pg_url)
     lines = [f"A{n % 7},u{n},Reports,view,{n % 5 + 1},2026-11-20" for n in range(3000)]
     drop(inbox, "user_activity/usage_2026-11-20.csv", lines, header=HEADER)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(config, instance)
     expected = {t: rows(pg_url, t) for t in ("user_activity_daily", "account_activity_daily")}
 

@@ -49,7 +49,7 @@ def reference(tmp_path: Path) -> dict[str, list[tuple]]:
     """The tables of an uninterrupted run of the same scenario (SQLite)."""
     inbox = tmp_path / "reference_inbox"
     url = f"sqlite:///{tmp_path / 'reference.db'}"
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         _scenario(inbox, PipelineConfig(inbox=str(inbox), warehouse=url, chunk_rows=2), instance)
     return _snapshot_of_tables(url)
 
@@ -73,7 +73,7 @@ def test_crash_mid_load_leaves_nothing_and_rerun_matches(
 
             yield crashing_write
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         drop(inbox, "user_activity/day1.csv", DAY_ONE)
         drop(inbox, "user_activity/day2.csv", DAY_TWO)
         monkeypatch.setattr(load, "bulk_writer", crash_on_second_chunk)
@@ -111,7 +111,7 @@ def test_crash_mid_rollup_leaves_the_day_intact_and_rerun_matches(
         replace(r, rebuild=crash) if r.name == "account_activity_daily" else r for r in real_rollups
     )
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         drop(inbox, "user_activity/day1.csv", DAY_ONE)
         drop(inbox, "user_activity/day2.csv", DAY_TWO)
         run(config, instance)

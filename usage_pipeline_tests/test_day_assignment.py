@@ -48,7 +48,7 @@ def test_timestamps_land_on_new_york_days_across_dst(inbox: Path, warehouse_url:
         [f"A1,{user},Reports,view,1,{stamp}" for user, stamp, _ in DST_CASES],
     )
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         report = run(config, instance, as_of=datetime(2026, 11, 21, 12, tzinfo=timezone.utc))
 
     assert report.files[0]["rows_loaded"] == len(DST_CASES)
@@ -76,7 +76,7 @@ def test_rows_without_date_take_the_drop_date(inbox: Path, sqlite_url: str) -> N
         modified=datetime(2026, 11, 2, 3, 0, tzinfo=timezone.utc),
     )
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(config, instance)
 
     assert rows(sqlite_url, "user_activity_daily", columns="user_id, activity_date, count") == [
@@ -121,7 +121,7 @@ def test_snapshot_schedule_targets_the_completed_day_and_missed_nights(sqlite_ur
     tick = datetime(2026, 11, 21, 0, 30, tzinfo=NEW_YORK)
 
     def evaluate() -> dg.ScheduleExecutionData:
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             context = dg.build_schedule_context(
                 instance=instance,
                 scheduled_execution_time=tick,
@@ -161,7 +161,7 @@ def test_a_row_dated_tomorrow_is_rolled_up(inbox: Path, sqlite_url: str) -> None
     config = PipelineConfig(inbox=str(inbox), warehouse=sqlite_url)
     drop(inbox, "user_activity/early.csv", [f"A1,u1,Reports,view,2,{tomorrow}T01:00:00Z"])
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         report = run(config, instance, as_of=datetime.now(timezone.utc))
 
     assert report.failed_runs == []

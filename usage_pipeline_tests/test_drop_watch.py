@@ -89,7 +89,7 @@ def test_the_four_outcomes_then_a_late_file_clears_it(inbox: Path, warehouse_url
     as_of = AS_OF.astimezone(timezone.utc)
     header_only = "account_id,user_id,module,activity,count,timestamp\n"
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         missing = run(config, instance, as_of=as_of)
         drop(inbox, "user_activity/usage_2026-11-20_a.csv", header_only, modified=_evening(NIGHT))
         empty = run(config, instance, as_of=as_of)
@@ -140,7 +140,7 @@ def test_a_deployment_without_user_activity_is_not_failing(inbox: Path, warehous
     )
     sunday = datetime(2026, 11, 22, 12, 0, tzinfo=NEW_YORK).astimezone(timezone.utc)
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         report = run(config, instance, as_of=sunday)
         key = dg.AssetCheckKey(dg.AssetKey("usage_events_drop_arrivals"), "missing_drop")
         record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
@@ -166,7 +166,7 @@ def test_volume_warns_at_40_percent_of_the_median(inbox: Path, warehouse_url: st
         [f"A1,u{n},Reports,view,1,{NIGHT}T12:00:00" for n in range(5)],
     )
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         report = run(config, instance, as_of=AS_OF.astimezone(timezone.utc))
         evaluation = _latest(instance, "volume")
 

@@ -40,7 +40,7 @@ def test_two_spellings_of_a_column_give_one_key(inbox: Path, warehouse_url: str)
         "identity,event,timestamp,plan",
     )
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(config, instance, as_of=AS_OF)
 
     assert rows(warehouse_url, "events", columns="identity, properties") == [
@@ -62,7 +62,7 @@ def test_an_older_warehouse_gets_its_keys_lower_cased(inbox: Path, warehouse_url
         ],
         "identity,event,timestamp,Plan,browser",
     )
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(config, instance, as_of=AS_OF)
     # what the previous version stored: keys as the file spelled them, in that key order
     old = {
@@ -112,7 +112,7 @@ def test_the_demo_export_and_live_tracking_share_their_keys(inbox: Path, sqlite_
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(item.content)
     config = PipelineConfig(inbox=str(inbox), warehouse=sqlite_url)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(config, instance, as_of=datetime(2026, 11, 16, 6, tzinfo=timezone.utc))
 
     keys = {

@@ -30,7 +30,7 @@ AS_OF = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         yield instance
 
 

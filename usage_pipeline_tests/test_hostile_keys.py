@@ -91,7 +91,7 @@ def test_unusable_keys_are_rejected_rows_and_good_files_load(
     hostile_inbox: Path, warehouse_url: str
 ) -> None:
     config = PipelineConfig(inbox=str(hostile_inbox), warehouse=warehouse_url)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         report = run(config, instance)
         again = run(config, instance)
 
@@ -197,7 +197,7 @@ def test_s3_unusable_keys_are_rejected_rows(
     ):
         client.put_object(Bucket=bucket, Key=f"drops/inbox/{key}", Body=body(user))
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         report = run(_s3_config(bucket, s3_endpoint, warehouse_url), instance)
 
     assert report.exit_code == 1
@@ -238,7 +238,7 @@ def test_s3_object_deleted_before_download_is_a_clear_skip(
     vanishing, s3_endpoint: str, warehouse_url: str
 ) -> None:  # type: ignore[no-untyped-def]
     _client, bucket = vanishing
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         report = run(_s3_config(bucket, s3_endpoint, warehouse_url), instance)
 
     assert [(f["file"], f["status"], f["error"]) for f in report.files] == [

@@ -59,7 +59,7 @@ def test_an_instance_the_caller_made_is_its_own_to_share(tmp_path: Path, sqlite_
     first, second = tmp_path / "first", tmp_path / "second"
     drop(first, "user_activity/usage_2026-11-20.csv", GOOD)
     drop(second, "user_activity/usage_2026-11-20.csv", GOOD)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(PipelineConfig(inbox=str(first), warehouse=sqlite_url), instance)
         report = run(PipelineConfig(inbox=str(second), warehouse=sqlite_url), instance)
 
@@ -75,7 +75,7 @@ def test_the_inbox_sensor_skips_on_an_instance_of_another_inbox(
     first, second = tmp_path / "first", tmp_path / "second"
     drop(first, "user_activity/usage_2026-11-20.csv", GOOD)
     drop(second, "user_activity/usage_2026-11-20.csv", GOOD)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(PipelineConfig(inbox=str(first), warehouse=sqlite_url), instance)
         config = PipelineConfig(inbox=str(second), warehouse=sqlite_url)
         definitions = build_definitions(config)

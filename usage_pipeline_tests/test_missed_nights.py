@@ -114,7 +114,7 @@ def assert_every_night_built(url: str) -> None:
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         yield instance
 
 

@@ -30,7 +30,7 @@ def test_missing_drop_fails_then_passes(inbox: Path, sqlite_url: str) -> None:
     drop(inbox, "user_activity/usage_2026-11-19.csv", ["A1,u1,Reports,view,1,2026-11-19T12:00:00"])
     as_of = datetime(2026, 11, 21, 1, 30, tzinfo=NEW_YORK).astimezone(timezone.utc)
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         missing = run(config, instance, as_of=as_of)
         drop(
             inbox,

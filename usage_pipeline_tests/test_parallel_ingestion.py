@@ -244,7 +244,7 @@ def other_pg_url(pg_database: str) -> str:
 def sequential_tables(inbox: Path, url: str) -> dict[str, list[tuple]]:
     """The reference: ``usage-pipeline run`` on the same inbox, one file after another."""
     config = PipelineConfig(inbox=str(inbox), warehouse=url)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         report = run(config, instance)
     assert not report.failed_runs, report.failed_runs
     assert len(report.files) == REGIONS + 1
@@ -262,10 +262,10 @@ def test_parallel_ingestion_on_postgres_matches_sequential(
     keys = inbox_keys(inbox, paths)
     config = PipelineConfig(inbox=str(inbox), warehouse=pg_url)
 
-    # The directory first (as the sensor requests it), then the 12 regional files by four
+    # The directory first (as the sensor requests it), then the 12 regional files by two
     # processes at once.
     outcomes = [ingest_in_parent(config, pg_instance, keys[0])]
-    outcomes += ingest_concurrently(config, pg_instance, spread(keys[1:], 4))
+    outcomes += ingest_concurrently(config, pg_instance, spread(keys[1:], 2))
     assert_all_succeeded(outcomes)
     statuses = sorted(f["status"] for o in outcomes for f in o["files"])
     assert statuses == ["loaded"] * (REGIONS + 1)
@@ -322,7 +322,7 @@ def test_two_runs_racing_on_one_file_version_load_it_once(
 
 def sequential_one_each(inbox: Path, url: str, files: int) -> dict[str, list[tuple]]:
     config = PipelineConfig(inbox=str(inbox), warehouse=url)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         report = run(config, instance)
     assert not report.failed_runs and len(report.files) == files
     return complete_tables(url)
@@ -337,7 +337,7 @@ def test_concurrent_sqlite_writers_queue_instead_of_failing(inbox: Path, tmp_pat
 
     with dg.instance_for_test() as instance:
         outcomes = [ingest_in_parent(config, instance, keys[0])]
-        outcomes += ingest_concurrently(config, instance, spread(keys[1:], 4))
+        outcomes += ingest_concurrently(config, instance, spread(keys[1:], 2))
         assert_all_succeeded(outcomes)  # in particular no "database is locked"
         statuses = [f["status"] for o in outcomes for f in o["files"]]
         assert statuses == ["loaded"] * (REGIONS + 1)

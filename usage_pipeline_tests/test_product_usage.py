@@ -95,7 +95,7 @@ def ledger(url: str) -> list[tuple]:
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         yield instance
 
 

@@ -48,7 +48,7 @@ def data_records(data: bytes, block: int) -> list[bytes]:
 def test_records_number_and_read_as_the_reader_reads_them(tmp_path: Path) -> None:
     rng = random.Random(2026)
     compared = 0
-    for _ in range(4000):
+    for _ in range(1500):
         body = b"".join(rng.choice(PIECES) for _ in range(rng.randint(0, 30)))
         data = rng.choice(HEADERS) + rng.choice([b"\n", b"\r\n"]) + body
         if re.search(rb"\r(?!\n)", data):
@@ -66,7 +66,7 @@ def test_records_number_and_read_as_the_reader_reads_them(tmp_path: Path) -> Non
             expected = frame.iloc[position].fillna("").tolist()
             assert alone.iloc[0].fillna("").tolist() == expected, (data, record)
         compared += 1
-    assert compared > 300  # the generator does produce readable files
+    assert compared > 800  # the generator does produce readable files
 
 
 def test_edge_cases() -> None:

@@ -31,7 +31,7 @@ LEDGER_COLUMNS = "file_id, source_key, status, rows_total, rows_loaded, rows_rej
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         yield instance
 
 
@@ -198,7 +198,7 @@ def test_rejects_reach_an_s3_quarantine(s3_bucket, s3_endpoint: str, sqlite_url:
         s3_endpoint_url=s3_endpoint,
         max_reject_ratio=0.5,
     )
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(config, instance)
 
     body = client.get_object(Bucket=bucket, Key=f"quarantine/{key}.rejects.csv")["Body"].read()

@@ -47,7 +47,7 @@ LEDGER = [
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         yield instance
 
 
@@ -176,7 +176,7 @@ def test_s3_key_with_dot_dot_is_rejected_and_never_quarantined(
     )
     client.put_object(Bucket=bucket, Key="drops/inbox/user_activity/../escape.csv", Body=b"x\n")
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         report = run(config, instance)
 
     assert [(f["file"], f["status"]) for f in report.files] == [

@@ -58,7 +58,7 @@ def test_snapshots_match_hand_computed_values(inbox: Path, warehouse_url: str) -
         conn.execute(sa.insert(accounts), [{"account_id": "A"}, {"account_id": "D"}])
     drop(inbox, "user_activity/history.csv", ACTIVITY, header=HEADER)
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         report = run(config, instance, as_of=datetime(2026, 11, 21, 6, tzinfo=timezone.utc))
 
     assert report.snapshot_days == ["2026-11-20"]
@@ -69,7 +69,7 @@ def test_snapshots_match_hand_computed_values(inbox: Path, warehouse_url: str) -
 def test_late_file_refreshes_existing_snapshots_it_affects(inbox: Path, sqlite_url: str) -> None:
     config = PipelineConfig(inbox=str(inbox), warehouse=sqlite_url)
     drop(inbox, "user_activity/first.csv", ["A,u1,Reports,view,5,2026-11-19"], header=HEADER)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(config, instance, as_of=datetime(2026, 11, 20, 6, tzinfo=timezone.utc))
         run(config, instance, as_of=datetime(2026, 11, 21, 6, tzinfo=timezone.utc))
         drop(inbox, "user_activity/late.csv", ["A,u2,Admin,login,4,2026-11-19"], header=HEADER)

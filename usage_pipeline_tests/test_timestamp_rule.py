@@ -62,7 +62,7 @@ def _config(inbox: Path, url: str, **extra: object):  # type: ignore[no-untyped-
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         yield instance
 
 

@@ -65,7 +65,7 @@ def test_top_users_rank_ties_alphabetically_and_leave_out_zeros(
         header="account_id,date,Reports##view",
     )
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         report = run(config, instance, as_of=datetime(2026, 11, 21, 6, tzinfo=timezone.utc))
 
     assert report.snapshot_days == ["2026-11-20"]
@@ -86,7 +86,7 @@ def test_top_users_rank_ties_alphabetically_and_leave_out_zeros(
 def test_a_late_file_refreshes_the_top_users_it_changes(inbox: Path, warehouse_url: str) -> None:
     config = PipelineConfig(inbox=str(inbox), warehouse=warehouse_url)
     drop(inbox, "user_activity/history.csv", ACTIVITY, header=HEADER)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run(config, instance, as_of=datetime(2026, 11, 21, 6, tzinfo=timezone.utc))
         drop(inbox, "user_activity/late.csv", ["A,frank,Reports,view,4,2026-11-19"], header=HEADER)
 

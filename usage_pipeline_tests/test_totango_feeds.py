@@ -32,7 +32,7 @@ def ingested(report: RunReport) -> list[dict]:
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         yield instance
 
 

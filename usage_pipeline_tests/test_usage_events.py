@@ -37,7 +37,7 @@ DROPPED = datetime(2026, 11, 20, 23, 0, tzinfo=NY)  # the files' receipt time: 0
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         yield instance
 
 
@@ -627,10 +627,13 @@ def test_check_reports_every_problem_without_a_warehouse(
         monkeypatch.delenv(name, raising=False)
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump({"usage_events": USAGE}), encoding="utf-8")
+    # an hour ago: its billing period is always still open (check has no warehouse and
+    # judges periods by the clock)
+    stamp = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     bad = drop(
         tmp_path,
         "usage.csv",
-        ["C1,S1,e1,2026-11-20T10:00:00Z,api_request,x,,eu,pro", "C1,S1,e1,,api_request,1,,eu,pro"],
+        [f"C1,S1,e1,{stamp},api_request,x,,eu,pro", "C1,S1,e1,,api_request,1,,eu,pro"],
         header=HEADER,
     )
 

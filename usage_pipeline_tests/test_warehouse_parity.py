@@ -42,7 +42,7 @@ def test_postgres_and_sqlite_tables_are_identical(
         config = load_config(DEMO_CONFIG, environ={}).with_overrides(
             inbox=str(inbox), warehouse=url, timezone="Europe/Berlin"
         )
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             report = run(config, instance, as_of=as_of)
         results[url] = {
             table: [

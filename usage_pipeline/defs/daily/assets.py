@@ -6,6 +6,7 @@ transaction, locked against any other rebuild of the same day.
 """
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -41,6 +42,15 @@ def _days(context: dg.AssetExecutionContext) -> list[date]:
     window = context.partition_time_window
     first = window.start.date()
     return [first + timedelta(days=n) for n in range((window.end.date() - first).days)]
+
+
+def _rebuild_each_day(engine: Any, days: list[date], rebuild: Callable[[Any, date], int]) -> int:
+    """``rebuild(conn, day)`` for each day, each in its own transaction; rows written."""
+    rows = 0
+    for day in days:
+        with engine.begin() as conn:
+            rows += rebuild(conn, day)
+    return rows
 
 
 def range_request(
@@ -122,10 +132,9 @@ def _rollup_asset(rollup: rollups.DailyRollup, days_def: dg.PartitionsDefinition
     ) -> dg.MaterializeResult:
         days = _days(context)
         engine = pipeline.engine()
-        rows = 0
-        for day in days:
-            with engine.begin() as conn:
-                rows += rollups.rebuild_rollup_day(conn, rollup, day)
+        rows = _rebuild_each_day(
+            engine, days, lambda conn, day: rollups.rebuild_rollup_day(conn, rollup, day)
+        )
         metadata = {"days": day_spans(days), "rows": rows}
         if not reconciled:
             return dg.MaterializeResult(metadata=metadata)
@@ -157,11 +166,11 @@ def _snapshot_asset(table: str, days_def: dg.PartitionsDefinition, description: 
         context: dg.AssetExecutionContext, pipeline: PipelineResource
     ) -> dg.MaterializeResult:
         days = _days(context)
-        engine = pipeline.engine()
-        rows = 0
-        for day in days:
-            with engine.begin() as conn:
-                rows += snapshots.build_snapshot_day(conn, table, day)
+
+        def build(conn: Any, day: date) -> int:
+            return snapshots.build_snapshot_day(conn, table, day)
+
+        rows = _rebuild_each_day(pipeline.engine(), days, build)
         return dg.MaterializeResult(metadata={"snapshot_dates": day_spans(days), "rows": rows})
 
     return _snapshot
