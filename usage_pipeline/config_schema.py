@@ -5,7 +5,6 @@ default live here. :func:`parse_config` validates a YAML mapping and resolves it
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
@@ -19,11 +18,11 @@ from usage_pipeline.config_drops import (
     drop_watches,
 )
 from usage_pipeline.config_errors import config_error
+from usage_pipeline.config_events import EventsSettings
 from usage_pipeline.config_types import (
     DIMENSION_TYPES,
     IDENTIFIER_KINDS,
     SNAPSHOT_PERIODS,
-    EventsConfig,
     ImportConfig,
     MappingConfig,
     PipelineConfig,
@@ -32,9 +31,7 @@ from usage_pipeline.config_types import (
 )
 from usage_pipeline.config_values import (
     ConfigError,
-    as_timedelta,
     check_bytes,
-    check_day,
     check_hours,
     check_inbox,
     check_mapping,
@@ -122,11 +119,6 @@ class UsageEventsSettings(Section):
                 " and the fixed template columns must all differ)."
             )
         return self
-
-
-class EventsSettings(Section):
-    throttle: Annotated[dict[str, Duration] | None, BeforeValidator(check_mapping)] = None
-    floor_date: Annotated[str | None, BeforeValidator(check_day)] = None
 
 
 class BatchSettings(Section):
@@ -218,10 +210,7 @@ class PipelineSettings(Section):
                     if value is not None
                 }
             ),
-            "events": EventsConfig(
-                tuple((n, as_timedelta(w)) for n, w in (events.throttle or {}).items()),
-                *([date.fromisoformat(events.floor_date)] if events.floor_date else []),
-            ),
+            "events": events.resolve(),
         }
         settings = {key: value for key, value in values.items() if value is not None}
         return PipelineConfig(source_path=source_path, **settings)

@@ -90,14 +90,62 @@ class UsageEventsConfig:
 
 
 @dataclass(frozen=True)
+class AlsoEvent:
+    """An extra event every row of an events import produces: its name and the columns it
+    carries (column -> property key)."""
+
+    event: str
+    properties: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class EventImportConfig:
+    """One events import (a folder under ``events/``): a table export read as events.
+
+    Column names and property keys are lower-case and trimmed (as in a normalised header);
+    the row's event is ``event`` when fixed, else ``names`` looked up in ``event_column``.
+    """
+
+    name: str
+    identity: str  # column
+    timestamp: str  # column
+    event: str | None = None  # a fixed event name ...
+    event_column: str | None = None  # ... or the column whose values ``names`` maps
+    names: tuple[tuple[str, str], ...] = ()  # column value -> event name
+    properties: tuple[tuple[str, str], ...] = ()  # column -> property key (renames)
+    also: tuple[AlsoEvent, ...] = ()
+
+    def event_names(self) -> set[str]:
+        """Every event name a row of this import may make."""
+        own = {self.event} if self.event else {name for _, name in self.names}
+        return own | {also.event for also in self.also}
+
+    def raw(self) -> dict[str, Any]:
+        """The import as the YAML mapping of ``events.imports.<name>``."""
+        event: Any = self.event or {"column": self.event_column, "names": dict(self.names)}
+        return {
+            "identity": self.identity,
+            "timestamp": self.timestamp,
+            "event": event,
+            "properties": dict(self.properties),
+            "also": [{"event": a.event, "properties": dict(a.properties)} for a in self.also],
+        }
+
+
+@dataclass(frozen=True)
 class EventsConfig:
-    """Back-dated behaviour events: per-event throttle windows and the oldest accepted day."""
+    """Back-dated behaviour events: per-event throttle windows, the oldest accepted day and
+    the imports of existing tables."""
 
     throttle: tuple[tuple[str, timedelta], ...] = ()
     floor_date: date = date(2009, 1, 1)
+    imports: tuple[EventImportConfig, ...] = ()
 
     def window(self, event: str) -> timedelta | None:
         return dict(self.throttle).get(event)
+
+    def import_config(self, name: str | None) -> EventImportConfig | None:
+        return next((i for i in self.imports if i.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -171,6 +219,7 @@ class PipelineConfig:
             "events": {
                 "throttle": {name: seconds(window) for name, window in self.events.throttle},
                 "floor_date": self.events.floor_date.isoformat(),
+                "imports": {i.name: i.raw() for i in self.events.imports},
             },
         }
 

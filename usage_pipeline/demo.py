@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from usage_pipeline.demo_data import kissmetrics, solvimon, statisfy, totango
+from usage_pipeline.demo_data import kissmetrics, kissmetrics_tables, solvimon, statisfy, totango
 from usage_pipeline.demo_data.common import ACCOUNTS, DemoDrop
 
 __all__ = ["ACCOUNTS", "DemoDrop", "all_demo_drops", "demo_drops", "play_demo"]
@@ -118,7 +118,7 @@ def all_demo_drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDro
     """Every feed's demo files: user activity plus the Totango, Statisfy, Solvimon and
     Kissmetrics style feeds (their configuration is in data/pipeline.yaml)."""
     drops = demo_drops(first_night, nights, tz)
-    for module in (totango, statisfy, solvimon, kissmetrics):
+    for module in (totango, statisfy, solvimon, kissmetrics, kissmetrics_tables):
         drops += module.drops(first_night, nights, tz)
     return drops
 

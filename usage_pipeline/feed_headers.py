@@ -10,7 +10,7 @@ import csv
 import io
 from collections.abc import Callable
 
-from usage_pipeline.config import ConfigError, ImportConfig, PipelineConfig
+from usage_pipeline.config import ConfigError, EventImportConfig, ImportConfig, PipelineConfig
 
 ACCOUNT_ID = "account_id"
 DATE = "date"
@@ -43,6 +43,34 @@ def configured_imports(config: PipelineConfig) -> str:
     return "configured imports: " + ", ".join(sorted(i.name for i in config.imports))
 
 
+def event_import_columns(imp: EventImportConfig) -> list[str]:
+    """An events import's columns as they appear in a normalised header, no repeats: identity,
+    timestamp, the event column, then the columns its properties and extra events name."""
+    names = [imp.identity, imp.timestamp, *([imp.event_column] if imp.event_column else [])]
+    names += [column for column, _ in imp.properties]
+    names += [column for also in imp.also for column, _ in also.properties]
+    return list(dict.fromkeys(names))
+
+
+def configured_event_imports(config: PipelineConfig) -> str:
+    """Which events imports exist, for messages about a folder under ``events/``."""
+    if not config.events.imports:
+        return "no events imports are configured: add one under 'events.imports'"
+    return "configured events imports: " + ", ".join(sorted(i.name for i in config.events.imports))
+
+
+def _events(config: PipelineConfig, import_name: str | None) -> str:
+    if import_name is None:
+        return ",".join(EVENT_KEY_COLUMNS)
+    imp = config.events.import_config(import_name)
+    if imp is None:
+        raise ConfigError(
+            f"The events import {import_name!r} is not configured"
+            f" ({configured_event_imports(config)})."
+        )
+    return ",".join(event_import_columns(imp))
+
+
 def _usage_events(config: PipelineConfig, import_name: str | None) -> str:
     """The configured meters and properties after the fixed columns, CSV-quoted as needed."""
     settings = config.usage_events
@@ -70,7 +98,7 @@ def _fixed(*names: str) -> Callable[[PipelineConfig, str | None], str]:
 
 TEMPLATES: dict[str, Callable[[PipelineConfig, str | None], str]] = {
     "user_activity": _fixed(*USER_ACTIVITY_REQUIRED, *USER_ACTIVITY_OPTIONAL),
-    "events": _fixed(*EVENT_KEY_COLUMNS),
+    "events": _events,
     "product_usage": _product_usage,
     "usage_events": _usage_events,
     "account_usage": _fixed(ACCOUNT_ID, DATE, "<Module>##<Activity>", "<attribute>"),
@@ -81,5 +109,6 @@ FEED_NAMES = tuple(sorted(TEMPLATES))
 
 
 def template(feed: str, config: PipelineConfig, import_name: str | None = None) -> str:
-    """The CSV header line of ``feed`` under ``config`` (product_usage: of one import)."""
+    """The CSV header line of ``feed`` under ``config`` (product_usage, events: of one
+    import)."""
     return TEMPLATES[feed](config, import_name)

@@ -65,7 +65,7 @@ def _print_errors(log: ErrorLog) -> None:
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--feed", required=True, type=FeedChoice())
-@click.option("--import", "import_name", default=None, help="product_usage import name.")
+@click.option("--import", "import_name", default=None, help="product_usage or events import name.")
 @config_option
 @guarded
 def check(file: str, feed: str, import_name: str | None, config_file: str | None) -> int:
@@ -76,6 +76,10 @@ def check(file: str, feed: str, import_name: str | None, config_file: str | None
     from usage_pipeline.sources import SourceObject
 
     config = load(config_file)
+    if feed == "events" and import_name is not None:
+        from usage_pipeline.feed_headers import template as header
+
+        header(feed, config, import_name)  # an import that is not configured: one sentence
     path = Path(file)
     modified = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
     obj = SourceObject(key=f"{feed}/{path.name}", size=path.stat().st_size, last_modified=modified)
@@ -110,7 +114,7 @@ def check(file: str, feed: str, import_name: str | None, config_file: str | None
 
 @click.command()
 @click.argument("feed", type=FeedChoice())
-@click.option("--import", "import_name", default=None, help="product_usage import name.")
+@click.option("--import", "import_name", default=None, help="product_usage or events import name.")
 @config_option
 @guarded
 def template(feed: str, import_name: str | None, config_file: str | None) -> int:

@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from usage_pipeline.demo_data.common import ACCOUNTS, DemoDrop
+from usage_pipeline.demo_data.kissmetrics_tables import IMPORTS
 
 HISTORY_DAYS = 60
 HEADER = "identity,event,timestamp,Plan,Browser\n"
@@ -25,8 +26,8 @@ VIEWED = "Viewed Dashboard"
 # An event before events.floor_date (2009-01-01): one rejected row of the history export.
 BEFORE_FLOOR = datetime(2008, 12, 31, tzinfo=timezone.utc)
 
-# The ``events`` section of the demo's pipeline.yaml.
-CONFIG: dict = {"throttle": {VIEWED: "30m"}, "floor_date": "2009-01-01"}
+# The ``events`` section of the demo's pipeline.yaml (the imports: :mod:`.kissmetrics_tables`).
+CONFIG: dict = {"throttle": {VIEWED: "30m"}, "floor_date": "2009-01-01", "imports": IMPORTS}
 
 Event = tuple[str, str, datetime, str, str]  # identity, event, instant, plan, browser
 

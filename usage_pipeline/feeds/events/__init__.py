@@ -18,9 +18,16 @@ naive ISO 8601 in the instance zone, or epoch seconds as Kissmetrics exports the
 from midnight of ``events.floor_date`` (instance zone; never before the first daily
 partition, 2009-01-01) to one day after the run's as-of time.
 
-Modules: :mod:`.contract` (columns, pandera schema, the per-file settings), :mod:`.rows`
-(text cells -> candidate rows and errors), :mod:`.store` (recomputing the kept events),
-:mod:`.feed` (the :class:`Feed`).
+**Imports of existing tables** (``events/<import>/``, configured in ``events.imports``): a
+table export whose rows each make the row's own event (fixed, or a column's value through a
+map; an unmapped value is a row error) and the ``also`` events, at the row's timestamp for
+its identity, as candidates under the same rules (:mod:`.imports`). A file in a sub-folder
+that is not a configured import is a plain file.
+
+Modules: :mod:`.contract` (columns, pandera schemas, the per-file settings), :mod:`.rows`
+(text cells -> candidate rows and errors), :mod:`.imports` (the same for a table export, and
+its ``check`` report), :mod:`.store` (recomputing the kept events), :mod:`.feed` (the
+:class:`Feed`).
 """
 
 from usage_pipeline.feeds.events.contract import EventsFileSettings

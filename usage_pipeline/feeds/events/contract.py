@@ -1,4 +1,5 @@
-"""The ``events`` file contract: key columns, pandera schema, the per-file settings."""
+"""The ``events`` file contract: key columns, pandera schemas (plain files and imports), the
+per-file settings."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import sqlalchemy as sa
 
+from usage_pipeline.config import EventImportConfig
 from usage_pipeline.days import FIRST_DAY
 from usage_pipeline.feed_headers import EVENT_KEY_COLUMNS
 from usage_pipeline.feeds.base import FileContext
 from usage_pipeline.timestamps import TIMESTAMP_KIND
+from usage_pipeline.wording import name_list
 
 if TYPE_CHECKING:  # pandera is imported where a schema is built: a run with
     import pandera.pandas as pa  # nothing to validate never pays for it
@@ -22,6 +25,27 @@ KEY_COLUMNS = EVENT_KEY_COLUMNS
 KINDS = {"timestamp": TIMESTAMP_KIND}
 UTC = timezone.utc
 UTC_DTYPE = pd.DatetimeTZDtype("ns", "UTC")
+
+
+def _instant_column(earliest: pd.Timestamp, latest: pd.Timestamp, floor: date) -> pa.Column:
+    """A timestamp column: UTC instants from the floor date to one day after the run."""
+    import pandera.pandas as pa
+
+    return pa.Column(
+        UTC_DTYPE,
+        nullable=False,
+        checks=[
+            pa.Check(
+                lambda s: s >= earliest,
+                error=f"is before the floor date {floor.isoformat()} (events.floor_date)",
+            ),
+            pa.Check(
+                lambda s: s <= latest,
+                error="is more than 1 day after the run time"
+                f" {(latest - pd.Timedelta(days=1)).isoformat()}",
+            ),
+        ],
+    )
 
 
 @lru_cache(maxsize=32)
@@ -34,25 +58,39 @@ def events_schema(earliest: pd.Timestamp, latest: pd.Timestamp, floor: date) -> 
         {
             "identity": text,
             "event": text,
-            "timestamp": pa.Column(
-                UTC_DTYPE,
-                nullable=False,
-                checks=[
-                    pa.Check(
-                        lambda s: s >= earliest,
-                        error=f"is before the floor date {floor.isoformat()} (events.floor_date)",
-                    ),
-                    pa.Check(
-                        lambda s: s <= latest,
-                        error="is more than 1 day after the run time"
-                        f" {(latest - pd.Timedelta(days=1)).isoformat()}",
-                    ),
-                ],
-            ),
+            "timestamp": _instant_column(earliest, latest, floor),
         },
         strict=True,
         name="events",
     )
+
+
+@lru_cache(maxsize=32)
+def import_schema(
+    imp: EventImportConfig, earliest: pd.Timestamp, latest: pd.Timestamp, floor: date
+) -> pa.DataFrameSchema:
+    """The pandera contract of a parsed chunk of an events import: identity present, instant
+    within the bounds and, when the event comes from a column, a value ``names`` maps."""
+    import pandera.pandas as pa
+
+    columns = {
+        imp.identity: pa.Column(object, nullable=False),
+        imp.timestamp: _instant_column(earliest, latest, floor),
+    }
+    if imp.event_column:
+        mapped = [value for value, _ in imp.names]
+        columns[imp.event_column] = pa.Column(
+            object,
+            nullable=False,
+            checks=[
+                pa.Check(
+                    lambda s: s.isin(mapped),
+                    error=f"is not mapped to an event (events.imports.{imp.name}.event.names"
+                    f" maps {name_list(sorted(mapped))})",
+                )
+            ],
+        )
+    return pa.DataFrameSchema(columns, strict=True, name=f"events/{imp.name}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +101,7 @@ class EventsFileSettings:
     floor: date
     earliest: pd.Timestamp  # midnight of the floor date, instance zone, as UTC
     latest: pd.Timestamp  # the run's as-of time + 1 day, UTC
+    imp: EventImportConfig | None = None  # the import of events/<import>/, None: plain file
 
 
 def file_settings(conn: sa.Connection | None, context: FileContext) -> EventsFileSettings:
@@ -70,4 +109,5 @@ def file_settings(conn: sa.Connection | None, context: FileContext) -> EventsFil
     earliest = pd.Timestamp(datetime.combine(floor, time(0), tzinfo=context.tz)).tz_convert(UTC)
     latest = pd.Timestamp(context.now).tz_convert(UTC) + pd.Timedelta(days=1)
     dialect = conn.dialect.name if conn is not None else None
-    return EventsFileSettings(dialect, floor, earliest, latest)
+    imp = context.config.events.import_config(context.import_name)
+    return EventsFileSettings(dialect, floor, earliest, latest, imp)

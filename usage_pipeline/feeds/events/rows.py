@@ -18,14 +18,20 @@ from usage_pipeline.feeds.validation import validate
 from usage_pipeline.timestamps import parse_instants, storage_text
 
 
-def properties_json(raw: pd.DataFrame) -> np.ndarray:
-    """One JSON object per row of the non-blank property cells (every column but the key
-    columns), keyed by the lower-cased column name, keys sorted, values kept as given
-    (columns match case-insensitively, so Plan in one file and plan in another are one key)."""
-    columns = {c.lower(): c for c in raw.columns if c not in KEY_COLUMNS}
+def plain_keys(columns: list[str]) -> dict[str, str]:
+    """Column -> property key of a plain file: every column but the key columns, keyed by its
+    lower-cased name (columns match case-insensitively, so Plan in one file and plan in
+    another are one key)."""
+    return {c: c.lower() for c in columns if c not in KEY_COLUMNS}
+
+
+def properties_json(raw: pd.DataFrame, keys: dict[str, str]) -> np.ndarray:
+    """One JSON object per row of the non-blank cells of the columns ``keys`` names (column
+    -> property key, keys distinct), keys sorted, values kept as given."""
+    columns = {key: column for column, key in keys.items()}
     encoded = [
-        (name, json_values(raw[columns[name]].where(raw[columns[name]] != "")))
-        for name in sorted(columns)
+        (key, json_values(raw[columns[key]].where(raw[columns[key]] != "")))
+        for key in sorted(columns)
     ]
     return json_objects(encoded, len(raw))
 
@@ -54,7 +60,7 @@ def event_rows(raw: pd.DataFrame, context: FileContext[EventsFileSettings]) -> C
             "event": good["event"].to_numpy(),
             "occurred_at": storage_text(instants, settings.dialect),
             "day": iso_days(local_days) if len(good) else np.array([], dtype=object),
-            "properties": properties_json(raw[mask]),
+            "properties": properties_json(raw[mask], plain_keys(list(raw.columns))),
         }
     )
     return ChunkResult(rows=rows, errors=errors, failures=tally)
