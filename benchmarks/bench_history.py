@@ -75,16 +75,19 @@ def populate(url: str, days: int, users: int, rows_per_day: int) -> None:
             " (file_id, activity_date, account_id, user_id, module, activity, count)"
             f" SELECT 0, {day}, 'a' || ({user} {mod} {ACCOUNTS}), 'u' || {user},"
             f" 'm' || (r.n {mod} 12), 'act' || (r.n / {users}), 1 + (r.n {mod} 50)"
-            f" FROM {day_numbers} AS d CROSS JOIN {rows} AS r"
+            f" FROM {day_numbers} AS d CROSS JOIN {rows} AS r ORDER BY d.n DESC, r.n"
         )
+        # Rows are laid down oldest day first, as night after night of rollups lay them
+        # (a PostgreSQL heap keeps insertion order: a window's rows stay together)
         conn.exec_driver_sql(
             "INSERT INTO user_activity_daily SELECT activity_date, account_id, user_id, module,"
-            " activity, count FROM user_activity_contributions"
+            " activity, count FROM user_activity_contributions ORDER BY activity_date"
         )
         conn.exec_driver_sql(
             "INSERT INTO account_activity_daily SELECT activity_date, account_id, module,"
             " activity, 'user_activity', SUM(count), COUNT(*) FROM user_activity_daily"
             " GROUP BY activity_date, account_id, module, activity"
+            " ORDER BY activity_date, account_id, module, activity"
         )
         for spec in (USER_STATE, ACCOUNT_STATE):
             backfill_state(conn, spec)

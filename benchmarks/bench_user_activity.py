@@ -69,7 +69,12 @@ from usage_pipeline import rollups
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.ingest import ingest_file
 from usage_pipeline.sources.local import LocalFolderSource
-from usage_pipeline.warehouse.engine import dispose_engines, get_engine, normalise_url
+from usage_pipeline.warehouse.engine import (
+    AGGREGATE_SETTINGS,
+    dispose_engines,
+    get_engine,
+    normalise_url,
+)
 
 DEFAULT_ROWS = 5_000_000
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -287,6 +292,8 @@ def measure_postgres_baseline(url: str, csv_path: str) -> Measurement:
                     copy.write(block)
             result.rows = cursor.rowcount
         with timed(result.stages, "aggregate"):
+            for name, value in AGGREGATE_SETTINGS.items():  # as the pipeline's rollups do
+                conn.execute(f"SET LOCAL {name} = '{value}'")
             conn.execute(insert)
             conn.commit()
     result.peak_rss_mib = peak_rss_mib()

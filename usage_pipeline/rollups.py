@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from usage_pipeline import work_queue
 from usage_pipeline.activity_state import ACCOUNT_STATE, USER_STATE, StateSpec, update_state
 from usage_pipeline.snapshots import mark_snapshot_refreshes
+from usage_pipeline.warehouse.engine import tune_for_aggregates
 from usage_pipeline.warehouse.tables import (
     account_activity_daily,
     account_usage_contributions,
@@ -262,6 +263,7 @@ def rebuild_rollup_day(conn: sa.Connection, rollup: DailyRollup, day: date) -> i
     """Rebuild one day of ``rollup`` in the caller's transaction, serialised with any other
     rebuild of that day, clearing its pending work and asking the snapshots that read the
     day to refresh. Returns the day's row count."""
+    tune_for_aggregates(conn)
     with work_queue.rebuilding(conn, rollup.name, day):
         had_rows = rollup.state is not None and _has_rows(conn, rollup.state.daily, day)
         count = rollup.rebuild(conn, day)

@@ -24,6 +24,7 @@ from usage_pipeline.days import as_date
 from usage_pipeline.snapshot_sql import dialect_sql as _dialect_sql
 from usage_pipeline.snapshot_sql import windows as _windows
 from usage_pipeline.top_users import build_top_users
+from usage_pipeline.warehouse.engine import tune_for_aggregates
 from usage_pipeline.warehouse.tables import (
     account_usage_snapshot,
     snapshot_dates,
@@ -233,6 +234,7 @@ def mark_latest_snapshots(conn: sa.Connection, tables: tuple[str, ...]) -> None:
 def build_snapshot_day(conn: sa.Connection, table: str, day: date) -> int:
     """Build ``table`` for ``day`` in the caller's transaction (serialised per date), clear
     its pending refreshes and record the date as built. Returns the row count."""
+    tune_for_aggregates(conn)
     with work_queue.rebuilding(conn, table, day):
         count = SNAPSHOT_BUILDERS[table](conn, day)
         s = snapshot_dates.c

@@ -48,7 +48,21 @@ CONFIG_EXAMPLES: dict[str, dict] = {
         },
     },
     "usage_events": {"usage_events": {"meters": ["api_calls"], "grace_hours": 8}},
-    "events": {"events": {"throttle": {"Viewed": "30m"}, "floor_date": "2009-01-01"}},
+    "events": {
+        "events": {
+            "throttle": {"Viewed": "30m"},
+            "floor_date": "2009-01-01",
+            "imports": {
+                "billing": {
+                    "identity": "user_id",
+                    "timestamp": "created_at",
+                    "event": {"column": "type", "names": {"signup": "Signed Up"}},
+                    "properties": {"plan_id": "Plan"},
+                    "also": [{"event": "Billed", "properties": {"amount": "Amount"}}],
+                }
+            },
+        }
+    },
 }
 
 

@@ -82,6 +82,21 @@ def is_postgres(engine: sa.Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+# Set for the transaction of each rollup day and snapshot date (PostgreSQL). JIT compiling
+# costs these sort-and-aggregate statements 0.5-1 s each and grows with the planner's cost
+# estimate, so with history; 4 MB (the server default) sends their sorts to disk and turns
+# the plan with history from a hash aggregate into an external sort.
+AGGREGATE_SETTINGS = {"jit": "off", "work_mem": "128MB"}
+
+
+def tune_for_aggregates(conn: sa.Connection) -> None:
+    """``SET LOCAL`` :data:`AGGREGATE_SETTINGS` in the caller's transaction (PostgreSQL)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for name, value in AGGREGATE_SETTINGS.items():
+        conn.exec_driver_sql(f"SET LOCAL {name} = '{value}'")
+
+
 def _configure_sqlite(engine: sa.Engine) -> None:
     """WAL for readers beside the one writer; BEGIN IMMEDIATE so writers queue, not deadlock."""
 
