@@ -115,6 +115,8 @@ def scan_file(
             raise FileRejected(problem)
         if feed.extra_columns_allowed:
             stream.keep_original_names(set(sum(feed.columns(config, context.import_name), ())))
+        if feed.surveys(stream.header):
+            _survey(feed, path, name, context, stream.header)
         for raw in stream.chunks():
             nul = stream.saw_nul
             result = process_chunk(feed, raw, context, nul)
@@ -137,6 +139,17 @@ def scan_file(
         raise FileRejected("the file has a header but no data rows")
     scan.days = sorted(date.fromisoformat(d) for d in days)
     _judge_rows(feed, scan, config.max_reject_ratio, log.first)
+
+
+def _survey(feed: Feed, path: Path, name: str, context: FileContext, header: list[str]) -> None:
+    """The first of two reads: the feed sees every chunk's valid rows before any is judged."""
+    config = context.config
+    stream = open_csv(path, name, config.max_file_bytes, config.chunk_rows)
+    stream.header = header
+    feed.survey(
+        (process_chunk(feed, raw, context, stream.saw_nul).rows for raw in stream.chunks()),
+        context,
+    )
 
 
 def _judge_rows(feed: Feed, scan: Scan, max_ratio: float, first: str | None) -> None:

@@ -1,11 +1,35 @@
-"""What every snapshot builder's SQL shares: the snapshot windows and the expressions whose
-spelling differs between PostgreSQL and SQLite."""
+"""What every snapshot builder's SQL shares: the snapshot windows, the expressions whose
+spelling differs between PostgreSQL and SQLite, the per-account module sums of the 60-day
+window, and an owner's last active day read from the window and the activity state."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
 import sqlalchemy as sa
+
+from usage_pipeline.activity_state import StateSpec, days_list, month_days
+
+# Per account and module, the window's counts (1d, 7d, 30d, the previous 30d) and last
+# active day: the window's rows of account_activity_daily grouped once.
+ACCOUNT_MODULES = """modules AS (
+    SELECT account_id, module,
+        SUM(CASE WHEN activity_date = :s THEN count ELSE 0 END) AS a1,
+        SUM(CASE WHEN activity_date >= :d7 THEN count ELSE 0 END) AS a7,
+        SUM(CASE WHEN activity_date >= :d30 THEN count ELSE 0 END) AS a30,
+        SUM(CASE WHEN activity_date < :d30 THEN count ELSE 0 END) AS prev30,
+        MAX(CASE WHEN count > 0 THEN activity_date END) AS last_in_window
+    FROM account_activity_daily WHERE activity_date BETWEEN :p30 AND :s
+    GROUP BY account_id, module
+)"""
+
+# An owner's (``p``: last_in_window, state_last) last active day <= S: the window's, else the
+# state's unless it is after S (the owner came back later), else {before}.
+LAST_DATE = """CASE
+        WHEN p.last_in_window IS NOT NULL THEN p.last_in_window
+        WHEN p.state_last IS NULL OR p.state_last <= :s THEN p.state_last
+        ELSE {before}
+        END"""
 
 
 def dialect_sql(conn: sa.Connection) -> dict[str, str]:
@@ -35,3 +59,47 @@ def windows(snapshot_date: date) -> dict[str, date]:
         "d30": snapshot_date - timedelta(days=29),
         "p30": snapshot_date - timedelta(days=59),
     }
+
+
+def last_active_before(spec: StateSpec, cutoff: date, prefix: str) -> tuple[str, dict]:
+    """SQL for an owner's (``p``) last active day before ``cutoff``: the days of the
+    cutoff's month before it, else the owner's earlier month rows."""
+    match = " AND ".join(f"x.{k} = p.{k}" for k in spec.keys)
+    month_match = " AND ".join(f"m.{k} = p.{k}" for k in spec.keys)
+    earlier_months = (
+        f"(SELECT MAX(m.last_active_day) FROM {spec.months} AS m"
+        f" WHERE {month_match} AND m.month < :{prefix}month)"
+    )
+    params: dict[str, date] = {f"{prefix}month": cutoff.replace(day=1)}
+    days = [d for d in month_days(cutoff) if d < cutoff]
+    if not days:
+        return earlier_months, params
+    listed, named = days_list(prefix, days)
+    params.update(named)
+    in_month = (
+        f"(SELECT MAX(x.activity_date) FROM {spec.daily} AS x"
+        f" WHERE x.activity_date IN ({listed}) AND x.count > 0 AND {match})"
+    )
+    return f"COALESCE({in_month}, {earlier_months})", params
+
+
+def statement(
+    template: str, conn: sa.Connection, snapshot_date: date, spec: StateSpec, cutoff: str
+) -> tuple[sa.TextClause, dict[str, date]]:
+    """A snapshot ``template`` for ``snapshot_date`` and its parameters. Its placeholders:
+    ``{day}``, ``{module}``, ``{days_since}`` (of ``last_date``), ``{modules}``
+    (:data:`ACCOUNT_MODULES`) and ``{last_date}`` (:data:`LAST_DATE` for ``spec``'s owners,
+    reading history before the window start named ``cutoff``)."""
+    parts = dialect_sql(conn)
+    bounds = windows(snapshot_date)
+    before, extra = last_active_before(spec, bounds[cutoff], "b")
+    sql = template.format(
+        day=parts["day"],
+        module=parts["module"],
+        days_since=parts["days_since"].format(col="last_date"),
+        modules=ACCOUNT_MODULES,
+        last_date=LAST_DATE.format(before=before),
+    )
+    params = {k: v for k, v in {**bounds, **extra}.items() if f":{k}" in sql}
+    text = sa.text(sql).bindparams(*(sa.bindparam(name, type_=sa.Date) for name in params))
+    return text, params

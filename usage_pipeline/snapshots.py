@@ -1,5 +1,6 @@
 """Account and user usage snapshots for one ``snapshot_date`` (SPEC §3), computed in SQL;
-the registry of every snapshot table (each account's top users: :mod:`top_users`).
+the registry of every snapshot table (each account's top users: :mod:`top_users`; the
+hierarchy: :mod:`hierarchy`).
 
 Windows end on the snapshot date inclusive: 1d is that day, 7d the 7 days ending on it,
 30d the 30 days ending on it, and the previous 30d the 30 days before those.
@@ -13,16 +14,10 @@ from datetime import date, datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from usage_pipeline import work_queue
-from usage_pipeline.activity_state import (
-    ACCOUNT_STATE,
-    USER_STATE,
-    StateSpec,
-    days_list,
-    month_days,
-)
+from usage_pipeline.activity_state import ACCOUNT_STATE, USER_STATE
 from usage_pipeline.days import as_date
-from usage_pipeline.snapshot_sql import dialect_sql as _dialect_sql
-from usage_pipeline.snapshot_sql import windows as _windows
+from usage_pipeline.hierarchy import build_hierarchy_snapshot
+from usage_pipeline.snapshot_sql import statement
 from usage_pipeline.top_users import build_top_users
 from usage_pipeline.warehouse.engine import tune_for_aggregates
 from usage_pipeline.warehouse.tables import (
@@ -49,16 +44,7 @@ INSERT INTO account_usage_snapshot (
     snapshot_date, account_id, active_users_1d, active_users_7d, active_users_30d,
     activity_1d, activity_7d, activity_30d, activity_change_30d_pct, top_module_30d,
     last_activity_date, days_since_last_activity)
-WITH modules AS (
-    SELECT account_id, module,
-        SUM(CASE WHEN activity_date = :s THEN count ELSE 0 END) AS a1,
-        SUM(CASE WHEN activity_date >= :d7 THEN count ELSE 0 END) AS a7,
-        SUM(CASE WHEN activity_date >= :d30 THEN count ELSE 0 END) AS a30,
-        SUM(CASE WHEN activity_date < :d30 THEN count ELSE 0 END) AS prev30,
-        MAX(CASE WHEN count > 0 THEN activity_date END) AS last_in_window
-    FROM account_activity_daily WHERE activity_date BETWEEN :p30 AND :s
-    GROUP BY account_id, module
-), ranked AS (
+WITH {modules}, ranked AS (
     SELECT account_id, a1, a7, a30, prev30, last_in_window,
         CASE WHEN a30 > 0 AND ROW_NUMBER() OVER (
             PARTITION BY account_id ORDER BY a30 DESC, {module} ASC) = 1
@@ -89,12 +75,7 @@ WITH modules AS (
         MAX(top) AS top, SUM(u1) AS u1, SUM(u7) AS u7, SUM(u30) AS u30
     FROM facts GROUP BY account_id
 ), resolved AS (
-    SELECT p.*, CASE
-        WHEN p.last_in_window IS NOT NULL THEN p.last_in_window
-        WHEN p.state_last IS NULL OR p.state_last <= :s THEN p.state_last
-        ELSE {account_before}
-        END AS last_date
-    FROM per_account AS p
+    SELECT p.*, {last_date} AS last_date FROM per_account AS p
 )
 SELECT {day}, account_id, u1, u7, u30, a1, a7, a30,
     CASE WHEN prev30 = 0 THEN NULL ELSE 100.0 * (a30 - prev30) / prev30 END,
@@ -130,64 +111,19 @@ WITH modules AS (
         SUM(a30) AS a30, MAX(last_in_window) AS last_in_window, MAX(top) AS top
     FROM facts GROUP BY account_id, user_id
 ), resolved AS (
-    SELECT p.*, CASE
-        WHEN p.last_in_window IS NOT NULL THEN p.last_in_window
-        WHEN p.state_last IS NULL OR p.state_last <= :s THEN p.state_last
-        ELSE {user_before}
-        END AS last_date
-    FROM per_user AS p
+    SELECT p.*, {last_date} AS last_date FROM per_user AS p
 )
 SELECT {day}, account_id, user_id, last_date, {days_since}, a7, a30, top
 FROM resolved
 """
 
 
-def _last_active_before(spec: StateSpec, cutoff: date, prefix: str) -> tuple[str, dict]:
-    """SQL for an owner's (``p``) last active day before ``cutoff``: the days of the
-    cutoff's month before it, else the owner's earlier month rows."""
-    match = " AND ".join(f"{alias}.{k} = p.{k}" for alias in ("x",) for k in spec.keys)
-    month_match = " AND ".join(f"m.{k} = p.{k}" for k in spec.keys)
-    earlier_months = (
-        f"(SELECT MAX(m.last_active_day) FROM {spec.months} AS m"
-        f" WHERE {month_match} AND m.month < :{prefix}month)"
-    )
-    params: dict[str, date] = {f"{prefix}month": cutoff.replace(day=1)}
-    days = [d for d in month_days(cutoff) if d < cutoff]
-    if not days:
-        return earlier_months, params
-    listed, named = days_list(prefix, days)
-    params.update(named)
-    in_month = (
-        f"(SELECT MAX(x.activity_date) FROM {spec.daily} AS x"
-        f" WHERE x.activity_date IN ({listed}) AND x.count > 0 AND {match})"
-    )
-    return f"COALESCE({in_month}, {earlier_months})", params
-
-
-def _statement(
-    template: str, conn: sa.Connection, snapshot_date: date, spec: StateSpec, cutoff: str
-) -> tuple[sa.TextClause, dict[str, date]]:
-    parts = _dialect_sql(conn)
-    windows = _windows(snapshot_date)
-    before, extra = _last_active_before(spec, windows[cutoff], "b")
-    sql = template.format(
-        day=parts["day"],
-        module=parts["module"],
-        days_since=parts["days_since"].format(col="last_date"),
-        account_before=before,
-        user_before=before,
-    )
-    params = {k: v for k, v in {**windows, **extra}.items() if f":{k}" in sql}
-    statement = sa.text(sql).bindparams(*(sa.bindparam(name, type_=sa.Date) for name in params))
-    return statement, params
-
-
 def build_account_snapshot(conn: sa.Connection, snapshot_date: date) -> int:
     """Delete-then-insert ``account_usage_snapshot`` for one date; return its row count."""
     table = account_usage_snapshot
     conn.execute(table.delete().where(table.c.snapshot_date == snapshot_date))
-    statement, params = _statement(_ACCOUNT_SQL, conn, snapshot_date, ACCOUNT_STATE, "p30")
-    result = conn.execute(statement, params)
+    sql, params = statement(_ACCOUNT_SQL, conn, snapshot_date, ACCOUNT_STATE, "p30")
+    result = conn.execute(sql, params)
     return int(result.rowcount or 0)
 
 
@@ -195,14 +131,15 @@ def build_user_snapshot(conn: sa.Connection, snapshot_date: date) -> int:
     """Delete-then-insert ``user_usage_snapshot`` for one date; return its row count."""
     table = user_usage_snapshot
     conn.execute(table.delete().where(table.c.snapshot_date == snapshot_date))
-    statement, params = _statement(_USER_SQL, conn, snapshot_date, USER_STATE, "d30")
-    result = conn.execute(statement, params)
+    sql, params = statement(_USER_SQL, conn, snapshot_date, USER_STATE, "d30")
+    result = conn.execute(sql, params)
     return int(result.rowcount or 0)
 
 
 SNAPSHOT_BUILDERS: dict[str, Callable[[sa.Connection, date], int]] = {
     "account_usage_snapshot": build_account_snapshot,
     "user_usage_snapshot": build_user_snapshot,
+    "account_hierarchy_snapshot": build_hierarchy_snapshot,
     "account_top_users": build_top_users,
 }
 

@@ -142,6 +142,7 @@ def test_snapshot_schedule_targets_the_completed_day_and_missed_nights(sqlite_ur
     assert missed.tags["dagster/asset_partition_range_start"] == "2026-11-18"
     assert missed.tags["dagster/asset_partition_range_end"] == "2026-11-20"
     assert sorted(k.to_user_string() for k in missed.asset_selection) == [
+        "account_hierarchy_snapshot",
         "account_top_users",
         "account_usage_snapshot",
         "user_usage_snapshot",

@@ -77,6 +77,7 @@ def test_top_users_rank_ties_alphabetically_and_leave_out_zeros(
         columns="account_id, count",
     ) == [("A", 99)]
     assert rows(warehouse_url, "snapshot_dates", columns="snapshot_table, snapshot_date") == [
+        ("account_hierarchy_snapshot", "2026-11-20"),
         ("account_top_users", "2026-11-20"),
         ("account_usage_snapshot", "2026-11-20"),
         ("user_usage_snapshot", "2026-11-20"),

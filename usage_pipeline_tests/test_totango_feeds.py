@@ -23,6 +23,7 @@ from usage_pipeline_tests.helpers import drop, invoke, rows, run
 AS_OF = datetime(2026, 11, 21, 6, tzinfo=timezone.utc)  # snapshots 2026-11-20
 LEDGER = "source_key, status, rows_total, rows_loaded, rows_rejected, min_day, max_day"
 HISTORY = "account_id, attribute, valid_from, value, valid_to"
+DIRECTORY = "account_id, crm_id, domain, name"
 
 
 def ingested(report: RunReport) -> list[dict]:
@@ -237,7 +238,7 @@ def test_accounts_latest_file_wins_and_a_correction_falls_back(
     report = run(config, instance, as_of=AS_OF)
 
     assert ingested(report)[0]["tables_updated"] == ["accounts"]
-    assert rows(config.warehouse, "accounts") == [
+    assert rows(config.warehouse, "accounts", columns=DIRECTORY) == [
         ("ACME-001", "CRM-1001", "acme-001.example.com", "Acme One"),
         ("ACME-002", None, "https://www.Acme-Two.example.com/", "Acme Two Inc"),
         ("ACME-003", None, "acme-003.example.com", "Acme Three Ltd"),
@@ -261,7 +262,7 @@ def test_accounts_latest_file_wins_and_a_correction_falls_back(
         2,
         1,
     )
-    assert rows(config.warehouse, "accounts") == [
+    assert rows(config.warehouse, "accounts", columns=DIRECTORY) == [
         ("ACME-001", "CRM-1001", "acme-001.example.com", "Acme One"),
         ("ACME-002", "CRM-1002", "acme-002.example.com", "Acme Two"),
         ("ACME-004", None, "acme-004.example.com", "Acme Four"),
@@ -278,7 +279,9 @@ def test_accounts_rows_need_an_account_id(inbox: Path, sqlite_url: str, instance
         header="account_id,crm_id,domain,name",
     )
     run(config, instance, as_of=AS_OF)
-    assert rows(sqlite_url, "accounts") == [("ACME-001", None, "acme-001.example.com", None)]
+    assert rows(sqlite_url, "accounts", columns=DIRECTORY) == [
+        ("ACME-001", None, "acme-001.example.com", None)
+    ]
     assert rows(sqlite_url, "rejected_rows", columns="row_number, column_name, error") == [
         (3, "account_id", "account_id is missing")
     ]
@@ -344,7 +347,7 @@ def test_history_matches_a_from_scratch_recomputation(inbox: Path, warehouse_url
     [
         ("account_usage", "account_id,date,<Module>##<Activity>,<attribute>"),
         ("account_attributes", "account_id,date,<attribute>"),
-        ("accounts", "account_id,crm_id,domain,name"),
+        ("accounts", "account_id,crm_id,domain,name,parent_account_id"),
     ],
 )
 def test_templates(feed: str, header: str) -> None:
@@ -441,7 +444,7 @@ def test_demo_drops_load_night_by_night(inbox: Path, sqlite_url: str, instance) 
         ("ACME-005", "plan", "2026-11-10", "Pro", None),  # split by the late file, healed
     ]
     assert len(rows(sqlite_url, "accounts")) == 9
-    assert rows(sqlite_url, "accounts")[1] == (
+    assert rows(sqlite_url, "accounts", columns=DIRECTORY)[1] == (
         "ACME-002",
         "CRM-1002",
         "https://www.acme-002.example.com/",

@@ -32,6 +32,7 @@ OUTPUT_TABLES = (
     "events_daily",
     "account_usage_snapshot",
     "user_usage_snapshot",
+    "account_hierarchy_snapshot",
     "account_top_users",
 )
 RECONCILED_DAYS = 7

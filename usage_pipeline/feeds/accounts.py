@@ -1,9 +1,13 @@
 """``accounts``: the account directory used for matching (SPEC §2.4).
 
 File contract: ``account_id``, optional ``crm_id``, then ``domain`` and ``name`` (a missing
-``domain`` or ``name`` column rejects the file; a blank cell is a missing value). Values are
-stored as given: matching normalises them (:mod:`usage_pipeline.matching`). A row without
-``account_id`` is rejected alone (``max_reject_ratio`` applies, as in §2.1).
+``domain`` or ``name`` column rejects the file; a blank cell is a missing value), optional
+``parent_account_id`` (the hierarchy). Values are stored as given: matching normalises them
+(:mod:`usage_pipeline.matching`). A row without ``account_id``, or whose parent is not in the
+directory after the file loads or leads back to the account (a cycle), is rejected alone
+(``max_reject_ratio`` applies, as in §2.1; the rule: :mod:`account_parents`). A file with a
+``parent_account_id`` column is read twice: first to know every row's parent. The stored
+directory's parents are read once per file (memory bounded by the directory, as matching's).
 
 **Latest file wins per account**: an account's row in ``accounts`` is its last row in the
 loaded file with the highest ``file_id`` that lists it (the whole row: a blank ``crm_id``
@@ -15,15 +19,19 @@ retired versions disappears.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import sqlalchemy as sa
 
-from usage_pipeline.feed_headers import ACCOUNT_VALUE_COLUMNS
+from usage_pipeline.feed_headers import ACCOUNT_PARENT, ACCOUNT_VALUE_COLUMNS
+from usage_pipeline.feeds.account_parents import parent_errors
 from usage_pipeline.feeds.attribute_history import ACCOUNT_ID, blank_column_problem, lock
 from usage_pipeline.feeds.base import ChunkResult, Feed, FeedChange, FileContext
+from usage_pipeline.feeds.common import ERROR_COLUMNS, merge_errors
 from usage_pipeline.feeds.validation import validate
 from usage_pipeline.warehouse.tables import account_observations, accounts
 
@@ -44,22 +52,71 @@ def accounts_schema() -> pa.DataFrameSchema:
     )
 
 
-class AccountsFeed(Feed[None]):
+@dataclass
+class DirectoryParents:
+    """What an accounts file's parents are checked against (``FileContext.lookup``)."""
+
+    stored: dict[str, str | None]  # the stored directory: account -> parent
+    errors: dict[int, tuple[str, str]] | None = None  # row -> (kind, sentence), after survey
+
+
+def _present(values: pd.Series) -> list[str | None]:
+    return [None if pd.isna(v) else str(v) for v in values]
+
+
+def _parent_error_rows(failed: pd.DataFrame, hierarchy: dict[int, tuple[str, str]]) -> pd.DataFrame:
+    """The errors (``ERROR_COLUMNS``) of the rows that break the hierarchy rule."""
+    return pd.DataFrame(
+        {
+            "row_number": failed.index.to_numpy(dtype="int64"),
+            "column_name": ACCOUNT_PARENT,
+            "value": failed[ACCOUNT_PARENT].to_numpy(dtype=object),
+            "error": [hierarchy[n][1] for n in failed.index],
+        },
+        columns=ERROR_COLUMNS,
+    )
+
+
+class AccountsFeed(Feed[DirectoryParents]):
     """One row per account; the latest loaded file that lists an account wins."""
 
     name = "accounts"
     required_columns = (ACCOUNT_ID, "domain", "name")
-    optional_columns = ("crm_id",)
+    optional_columns = ("crm_id", ACCOUNT_PARENT)
     target = account_observations
-    # Snapshot membership includes every account of the directory.
-    refreshes_latest_snapshots = ("account_usage_snapshot",)
+    # Snapshot membership includes every account of the directory; the hierarchy too.
+    refreshes_latest_snapshots = ("account_usage_snapshot", "account_hierarchy_snapshot")
 
     def header_problem(self, header: list[str], context: FileContext) -> str | None:
         return blank_column_problem(header) or super().header_problem(header, context)
 
+    def load_state(self, conn: sa.Connection | None, context: FileContext) -> DirectoryParents:
+        """The stored directory's parents, read before any row is written (on PostgreSQL the
+        rows stream through one COPY, during which nothing else runs on the connection)."""
+        if conn is None:
+            return DirectoryParents({})
+        query = sa.select(accounts.c.account_id, accounts.c.parent_account_id)
+        return DirectoryParents({str(a): p for a, p in conn.execute(query).tuples()})
+
+    def surveys(self, header: list[str]) -> bool:
+        return ACCOUNT_PARENT in header
+
+    def survey(self, valid_rows: Iterator[pd.DataFrame], context: FileContext) -> None:
+        rows: list[tuple[int, str, str | None]] = []
+        for frame in valid_rows:
+            ids, parents = _present(frame[ACCOUNT_ID]), _present(frame[ACCOUNT_PARENT])
+            rows += zip(frame["row_number"].tolist(), ids, parents, strict=True)
+        context.state.errors = parent_errors(context.state.stored, rows)
+
     def process_chunk(self, raw: pd.DataFrame, context: FileContext) -> ChunkResult:
         valid, errors, tally = validate(raw[[ACCOUNT_ID]], raw, accounts_schema(), self.kinds)
         good = raw[valid.to_numpy()]
+        hierarchy = context.lookup.errors if context.lookup is not None else None
+        if hierarchy:
+            failed = good.index.isin(list(hierarchy))
+            tally.update(f"{ACCOUNT_PARENT}: {hierarchy[n][0]}" for n in good.index[failed])
+            errors = merge_errors([errors, _parent_error_rows(good[failed], hierarchy)])
+            good = good[~failed]
         rows = pd.DataFrame(
             {
                 "row_number": good.index.to_numpy(dtype="int64"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Any, Generic, TypeVar
@@ -176,6 +177,16 @@ class Feed(ABC, Generic[StateT]):
     @abstractmethod
     def process_chunk(self, raw: pd.DataFrame, context: FileContext[StateT]) -> ChunkResult:
         """Validate one chunk of text cells and return the rows for :attr:`target`."""
+
+    def surveys(self, header: list[str]) -> bool:
+        """Whether a file with this (normalised) header has row rules that depend on the
+        whole file (a parent listed further down), so that :meth:`survey` reads it first."""
+        return False
+
+    def survey(self, valid_rows: Iterator[pd.DataFrame], context: FileContext[StateT]) -> None:
+        """The first read of a file :meth:`surveys`: ``valid_rows`` yields what
+        :meth:`process_chunk` keeps of each chunk; note in ``context.state`` what the second
+        read checks each row against."""
 
     def apply(
         self, conn: sa.Connection, context: FileContext[StateT], file_id: int, removed: list[int]

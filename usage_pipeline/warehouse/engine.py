@@ -216,8 +216,8 @@ def read_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 # Raise with every change an existing warehouse must be migrated to (3: account_top_users,
 # lower-cased events property keys, row numbers in the contribution tables, the ledger
-# status 'reverted').
-SCHEMA_VERSION = "3"
+# status 'reverted'; 4: accounts.parent_account_id, account_hierarchy_snapshot).
+SCHEMA_VERSION = "4"
 SCHEMA_KEY = "schema_version"
 
 

@@ -5,6 +5,9 @@ runs inside the upgrade's transaction and checks what exists, so a rerun is safe
 - schema 3: ``row_number`` in the per-file contribution tables (lineage for ``explain``;
   rows loaded before stay null), the ledger status ``reverted`` in the status check, and
   the events property keys lower-cased (the column names as the feed writes them today).
+- schema 4: ``parent_account_id`` in ``accounts`` and ``account_observations`` (the account
+  hierarchy; accounts loaded before have none, i.e. are top-level); the new
+  ``account_hierarchy_snapshot`` is created like any new table.
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ ADDED_COLUMNS = (
     ("user_activity_contributions", "row_number"),
     ("account_usage_contributions", "row_number"),
     ("usage_event_meters", "row_number"),
+    ("accounts", "parent_account_id"),
+    ("account_observations", "parent_account_id"),
 )
 STATUS_CONSTRAINT = "ck_ingested_files_status"
 

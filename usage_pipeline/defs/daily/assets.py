@@ -179,6 +179,8 @@ def _snapshot_asset(table: str, days_def: dg.PartitionsDefinition, description: 
 SNAPSHOT_DESCRIPTIONS = {
     "account_usage_snapshot": "Per-account usage as of each day (1/7/30-day windows).",
     "user_usage_snapshot": "Per-user usage as of each day (7/30-day windows).",
+    "account_hierarchy_snapshot": "Per-account usage over the account and all its"
+    " descendants in the account hierarchy, as of each day (users distinct across it).",
     "account_top_users": "Each account's five most active users in the 30 days ending on"
     " each day (ties: user_id alphabetical).",
 }

@@ -103,21 +103,40 @@ user_activity_months = _activity_state("user_activity_months", ("account_id", "u
 account_activity_state = _activity_state("account_activity_state", ("account_id",), False)
 account_activity_months = _activity_state("account_activity_months", ("account_id",), True)
 
+
+def _account_usage_columns() -> list[sa.Column]:
+    """The usage columns of an account snapshot (fresh objects for each table)."""
+    return [
+        sa.Column("active_users_1d", sa.BigInteger, nullable=False),
+        sa.Column("active_users_7d", sa.BigInteger, nullable=False),
+        sa.Column("active_users_30d", sa.BigInteger, nullable=False),
+        sa.Column("activity_1d", sa.BigInteger, nullable=False),
+        sa.Column("activity_7d", sa.BigInteger, nullable=False),
+        sa.Column("activity_30d", sa.BigInteger, nullable=False),
+        sa.Column("activity_change_30d_pct", sa.Float),
+        sa.Column("top_module_30d", sa.Text),
+        sa.Column("last_activity_date", Day),
+        sa.Column("days_since_last_activity", sa.Integer),
+    ]
+
+
 account_usage_snapshot = sa.Table(
     "account_usage_snapshot",
     metadata,
     sa.Column("snapshot_date", Day, primary_key=True),
     sa.Column("account_id", sa.Text, primary_key=True),
-    sa.Column("active_users_1d", sa.BigInteger, nullable=False),
-    sa.Column("active_users_7d", sa.BigInteger, nullable=False),
-    sa.Column("active_users_30d", sa.BigInteger, nullable=False),
-    sa.Column("activity_1d", sa.BigInteger, nullable=False),
-    sa.Column("activity_7d", sa.BigInteger, nullable=False),
-    sa.Column("activity_30d", sa.BigInteger, nullable=False),
-    sa.Column("activity_change_30d_pct", sa.Float),
-    sa.Column("top_module_30d", sa.Text),
-    sa.Column("last_activity_date", Day),
-    sa.Column("days_since_last_activity", sa.Integer),
+    *_account_usage_columns(),
+)
+
+# The same columns over each account and all its descendants in the directory's hierarchy
+# (accounts.parent_account_id), users distinct across the subtree.
+account_hierarchy_snapshot = sa.Table(
+    "account_hierarchy_snapshot",
+    metadata,
+    sa.Column("snapshot_date", Day, primary_key=True),
+    sa.Column("account_id", sa.Text, primary_key=True),
+    sa.Column("accounts_in_subtree", sa.BigInteger, nullable=False),
+    *_account_usage_columns(),
 )
 
 user_usage_snapshot = sa.Table(
@@ -154,4 +173,5 @@ accounts = sa.Table(
     sa.Column("crm_id", sa.Text),
     sa.Column("domain", sa.Text),
     sa.Column("name", sa.Text),
+    sa.Column("parent_account_id", sa.Text),  # the hierarchy: null for a top-level account
 )

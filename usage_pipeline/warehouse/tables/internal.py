@@ -44,6 +44,7 @@ account_observations = sa.Table(
     sa.Column("crm_id", sa.Text),
     sa.Column("domain", sa.Text),
     sa.Column("name", sa.Text),
+    sa.Column("parent_account_id", sa.Text),
     sa.Index("ix_account_observations_account", "account_id"),
     sa.Index("ix_account_observations_file", "file_id"),
 )
