@@ -1,8 +1,8 @@
 """Demo drops of the Totango feeds (SPEC §2.2-§2.4):
 
 - ``accounts/``: the account directory on the first night (ACME-001 … ACME-008, as in
-  :mod:`usage_pipeline.demo_data.common`), then an update (ACME-002 renamed, a new account
-  ACME-009) — the latest file wins per account;
+  :mod:`usage_pipeline.demo_data.common`, with a three-level hierarchy), then an update
+  (ACME-002 renamed, a new account ACME-009 under it) — the latest file wins per account;
 - ``account_attributes/``: plan, CSM and region every night (dated); ACME-003 upgrades to
   Enterprise on the third night; a late file for the second night says ACME-005 was on
   Basic, and its corrected re-drop (same key, new bytes) says Pro after all, so the history
@@ -37,10 +37,20 @@ def _number(account: str) -> int:
     return int(account.rsplit("-", 1)[1])
 
 
-def _directory_row(account: str, domain: str | None = None, suffix: str = "") -> str:
+# The demo's hierarchy: ACME-001 is the group over ACME-002 and ACME-003, ACME-003 over
+# ACME-004 (three levels); the directory update adds ACME-009 under ACME-002.
+PARENTS = {"ACME-002": "ACME-001", "ACME-003": "ACME-001", "ACME-004": "ACME-003"}
+DIRECTORY_HEADER = "account_id,crm_id,domain,name,parent_account_id\n"
+
+
+def _directory_row(
+    account: str, domain: str | None = None, suffix: str = "", parent: str | None = None
+) -> str:
     n = _number(account)
     domain = domain or f"acme-{n:03d}.example.com"
-    return f"{account},CRM-{1000 + n},{domain},Acme {NAMES[(n - 1) % len(NAMES)]}{suffix}\n"
+    parent = parent or PARENTS.get(account, "")
+    name = f"Acme {NAMES[(n - 1) % len(NAMES)]}{suffix}"
+    return f"{account},CRM-{1000 + n},{domain},{name},{parent}\n"
 
 
 def _attributes(plans: dict[str, str], accounts: list[str], day: date) -> bytes:
@@ -75,8 +85,8 @@ def drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
         DemoDrop(
             night[0],
             f"accounts/accounts_{night[0].isoformat()}.csv",
-            ("account_id,crm_id,domain,name\n" + "".join(map(_directory_row, ACCOUNTS))).encode(),
-            "account directory: ACME-001..008",
+            (DIRECTORY_HEADER + "".join(map(_directory_row, ACCOUNTS))).encode(),
+            "account directory: ACME-001..008 (ACME-001 > 002, 003 > 004)",
         )
     ]
     update = night[min(3, nights - 1)]
@@ -85,12 +95,12 @@ def drops(first_night: date, nights: int, tz: ZoneInfo) -> list[DemoDrop]:
             update,
             f"accounts/accounts_{update.isoformat()}.csv",
             (
-                "account_id,crm_id,domain,name\n"
+                DIRECTORY_HEADER
                 # renamed; its domain pasted as a URL (stored as given, matched normalised)
                 + _directory_row("ACME-002", "https://www.acme-002.example.com/", " Group")
-                + _directory_row("ACME-009")
+                + _directory_row("ACME-009", parent="ACME-002")
             ).encode(),
-            "directory update: ACME-002 renamed, new ACME-009 (latest file wins)",
+            "directory update: ACME-002 renamed, new ACME-009 under it (latest file wins)",
         )
     )
 
