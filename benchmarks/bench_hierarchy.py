@@ -22,12 +22,9 @@ pair. Throwaway PostgreSQL databases ``usage_pipeline_bench_*`` are dropped at t
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from bench_history import (
     DEFAULT_POSTGRES_URL,
@@ -36,6 +33,7 @@ from bench_history import (
     Databases,
     _day_expr,
     _numbers,
+    on_each_database,
     report,
     settle,
 )
@@ -160,17 +158,10 @@ def main() -> int:
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
-    args = parser.parse_args()
-    choices = (("sqlite", args.skip_sqlite), ("postgres", args.skip_postgres))
-    with tempfile.TemporaryDirectory(prefix="usage_pipeline_bench_") as tmp:
-        print(f"load average: {os.getloadavg()}; repeat {args.repeat}", flush=True)
-        for kind in [kind for kind, skip in choices if not skip]:
-            dbs = Databases(kind, Path(tmp), args.postgres_url)
-            try:
-                print(bench(dbs, args.repeat), flush=True)
-            finally:
-                dbs.drop_all()
-        print(f"load average: {os.getloadavg()}", flush=True)
+    on_each_database(
+        parser.parse_args(),
+        lambda dbs, args: print(bench(dbs, args.repeat), flush=True),
+    )
     return 0
 
 

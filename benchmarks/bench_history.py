@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -266,6 +267,24 @@ def bench_users(dbs: Databases, args: argparse.Namespace) -> str:
     )
 
 
+def on_each_database(
+    args: argparse.Namespace, measure: Callable[[Databases, argparse.Namespace], None]
+) -> None:
+    """``measure`` on SQLite, then PostgreSQL (unless skipped), in a scratch folder
+    (``args.workdir``), dropping the throwaway databases after each; load average around."""
+    choices = (("sqlite", args.skip_sqlite), ("postgres", args.skip_postgres))
+    with tempfile.TemporaryDirectory(prefix="usage_pipeline_bench_") as tmp:
+        args.workdir = Path(tmp)
+        print(f"load average: {os.getloadavg()}; repeat {args.repeat}", flush=True)
+        for kind in [kind for kind, skip in choices if not skip]:
+            dbs = Databases(kind, args.workdir, args.postgres_url)
+            try:
+                measure(dbs, args)
+            finally:
+                dbs.drop_all()
+        print(f"load average: {os.getloadavg()}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -275,20 +294,14 @@ def main() -> int:
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     args = parser.parse_args()
     only = set(args.only.split(","))
-    choices = (("sqlite", args.skip_sqlite), ("postgres", args.skip_postgres))
-    with tempfile.TemporaryDirectory(prefix="usage_pipeline_bench_") as tmp:
-        args.workdir = Path(tmp)
-        print(f"load average: {os.getloadavg()}; repeat {args.repeat}", flush=True)
-        for kind in [kind for kind, skip in choices if not skip]:
-            dbs = Databases(kind, args.workdir, args.postgres_url)
-            try:
-                if "users" in only:
-                    print(bench_users(dbs, args), flush=True)
-                if "nightly" in only:
-                    print(bench_nightly(dbs, args), flush=True)
-            finally:
-                dbs.drop_all()
-        print(f"load average: {os.getloadavg()}", flush=True)
+
+    def measure(dbs: Databases, args: argparse.Namespace) -> None:
+        if "users" in only:
+            print(bench_users(dbs, args), flush=True)
+        if "nightly" in only:
+            print(bench_nightly(dbs, args), flush=True)
+
+    on_each_database(args, measure)
     return 0
 
 
