@@ -10,14 +10,13 @@ import numpy as np
 import pandas as pd
 
 from usage_pipeline.config import EventImportConfig, PipelineConfig
-from usage_pipeline.days import iso_days
 from usage_pipeline.feed_headers import configured_event_imports, event_import_columns
 from usage_pipeline.feeds.base import ChunkResult, FileContext
 from usage_pipeline.feeds.common import text_cells
 from usage_pipeline.feeds.events.contract import EventsFileSettings, import_schema
-from usage_pipeline.feeds.events.rows import properties_json
+from usage_pipeline.feeds.events.rows import properties_json, when_columns
 from usage_pipeline.feeds.validation import validate
-from usage_pipeline.timestamps import TIMESTAMP_KIND, parse_instants, storage_text
+from usage_pipeline.timestamps import TIMESTAMP_KIND, parse_instants
 from usage_pipeline.wording import name_list, shown
 
 REPORT_ROWS = 50  # report lines per chunk
@@ -88,10 +87,7 @@ def import_rows(raw: pd.DataFrame, context: FileContext[EventsFileSettings]) -> 
     common = {
         "row_number": good.index.to_numpy(dtype="int64"),
         "identity": good[imp.identity].to_numpy(),
-        "occurred_at": storage_text(instants, settings.dialect),
-        "day": iso_days(local.dt.tz_localize(None).dt.normalize())
-        if len(good)
-        else np.array([], dtype=object),
+        **when_columns(instants, context.tz, settings.dialect),
     }
     names = (
         good[imp.event_column].map(dict(imp.names)).to_numpy(dtype=object)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import numpy as np
 import pandas as pd
 
@@ -15,7 +17,7 @@ from usage_pipeline.feeds.events.contract import (
     events_schema,
 )
 from usage_pipeline.feeds.validation import validate
-from usage_pipeline.timestamps import parse_instants, storage_text
+from usage_pipeline.timestamps import local_days, parse_instants, storage_text
 
 
 def plain_keys(columns: list[str]) -> dict[str, str]:
@@ -36,6 +38,12 @@ def properties_json(raw: pd.DataFrame, keys: dict[str, str]) -> np.ndarray:
     return json_objects(encoded, len(raw))
 
 
+def when_columns(instants: pd.Series, tz: ZoneInfo, dialect: str) -> dict[str, np.ndarray]:
+    """``occurred_at`` (storage text) and ``day`` (instance-zone ISO day) of each instant."""
+    days = iso_days(local_days(instants, tz)) if len(instants) else np.array([], dtype=object)
+    return {"occurred_at": storage_text(instants, dialect), "day": days}
+
+
 def event_rows(raw: pd.DataFrame, context: FileContext[EventsFileSettings]) -> ChunkResult:
     """Validate one chunk; the valid rows as ``event_candidates`` rows (without ``file_id``)."""
     settings = context.state
@@ -51,15 +59,12 @@ def event_rows(raw: pd.DataFrame, context: FileContext[EventsFileSettings]) -> C
     valid, errors, tally = validate(parsed, raw, schema, KINDS)
     mask = valid.to_numpy()
     good = parsed[mask]
-    instants = good["timestamp"]
-    local_days = instants.dt.tz_convert(context.tz).dt.tz_localize(None).dt.normalize()
     rows = pd.DataFrame(
         {
             "row_number": good.index.to_numpy(dtype="int64"),
             "identity": good["identity"].to_numpy(),
             "event": good["event"].to_numpy(),
-            "occurred_at": storage_text(instants, settings.dialect),
-            "day": iso_days(local_days) if len(good) else np.array([], dtype=object),
+            **when_columns(good["timestamp"], context.tz, settings.dialect),
             "properties": properties_json(raw[mask], plain_keys(list(raw.columns))),
         }
     )
