@@ -453,10 +453,10 @@ def test_sensors_ingest_and_roll_up_a_drop(deployments: dict[str, Deployment], n
     # history the CLI already loaded (its cursor and the pending-work queue say so).
     assert len(ingest) == 1, deployment.diagnostics("one ingestion run")
     assert [_tag(r, "dagster/partition") for r in rollup] == [YESTERDAY]
-    launched = [
-        r for r in runs if _tag(r, "dagster/sensor_name") or _tag(r, "dagster/schedule_name")
-    ]
-    assert len(launched) == 2, deployment.diagnostics("no other run launched by the daemon")
+    # Schedules fire by the clock (billing_periods_schedule every hour on the hour), so a
+    # scheduled run may land inside the test's window; the sensors must launch nothing else.
+    launched = [r for r in runs if _tag(r, "dagster/sensor_name")]
+    assert len(launched) == 2, deployment.diagnostics("no other run launched by the sensors")
     if deployment.dropped_at:  # picked up within two sensor ticks (30 s each) of the drop
         assert ingest[0]["creationTime"] - deployment.dropped_at < 2 * 30 + 15
     assert _warehouse(deployment.warehouse) == {
