@@ -34,7 +34,7 @@ def build_definitions(config: PipelineConfig) -> dg.Definitions:
             *daily.jobs,
             drop_job,
             billing_job,
-            build_end_of_run_job(drop_job, billing_job, run_tags=run_tags),
+            build_end_of_run_job(drop_job, billing_job, *daily.jobs, run_tags=run_tags),
             *build_file_jobs(run_tags),
         ],
         sensors=[inbox_sensor, build_followup_sensor(rollup_job, snapshot_job)],

@@ -8,6 +8,7 @@ new versions are read, a batch of files is one run, a stretch of days is one run
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -21,16 +22,21 @@ from usage_pipeline.defs.files.actions import file_action_config
 from usage_pipeline.defs.ingestion.assets import INBOX_FILE, INGEST_JOB, batch_run_config
 from usage_pipeline.defs.tags import AS_OF_TAG, range_tags
 from usage_pipeline.defs.watch.run_end import END_OF_RUN_JOB
-from usage_pipeline.followups import rollup_ranges, snapshot_ranges
+from usage_pipeline.followups import one_range, rollup_ranges, snapshot_ranges
 from usage_pipeline.instance import (
     claim_instance,
     open_instance,  # noqa: F401  (the CLI's instance)
 )
+from usage_pipeline.rollups import DAILY_ROLLUPS
 from usage_pipeline.sensing import new_versions, plan_batches
+from usage_pipeline.snapshots import SNAPSHOT_BUILDERS
 from usage_pipeline.sources import open_source
 from usage_pipeline.state import load_cli_cursor, save_cli_cursor
 from usage_pipeline.warehouse.engine import get_engine, read_connection
 from usage_pipeline.work_queue import DayRange
+
+ROLLUP_KINDS = frozenset(r.name for r in DAILY_ROLLUPS)
+SNAPSHOT_KINDS = frozenset(SNAPSHOT_BUILDERS)
 
 
 @dataclass
@@ -73,6 +79,16 @@ class PipelineRunner:
         self.instance = instance
         self.log_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
         self.definitions = build_definitions(config)
+        # end_of_run_job's assets that move on with the clock (the drop watch, billing)
+        end_of_run = self.definitions.resolve_job_def(END_OF_RUN_JOB)
+        self.clock_assets = sorted(
+            (
+                key
+                for key in end_of_run.asset_layer.executable_asset_keys
+                if key.to_user_string() not in ROLLUP_KINDS | SNAPSHOT_KINDS
+            ),
+            key=lambda key: key.to_user_string(),
+        )
         self.engine = get_engine(config.warehouse)
         self.report = RunReport()
 
@@ -108,9 +124,11 @@ class PipelineRunner:
             self.report.failed_runs.append(f"{job_name}{where}: {failure}")
         for evaluation in result.get_asset_check_evaluations():
             if not evaluation.passed:
-                name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+                asset = evaluation.asset_key.to_user_string()
+                name = f"{asset}:{evaluation.check_name}"
                 detail = evaluation.description or ""
-                where = f" [{label}]" if label else ""
+                daily = asset in ROLLUP_KINDS | SNAPSHOT_KINDS  # the label names its days
+                where = f" [{label}]" if label and daily else ""
                 self.report.failed_checks.append(f"{name}{where} {detail}".strip())
         return result
 
@@ -137,16 +155,31 @@ class PipelineRunner:
         self._collect_files(result)
         return bool(result.success)
 
-    def _daily(self, job_name: str, day_range: DayRange, days: list[str]) -> None:
-        selection = [dg.AssetKey(kind) for kind in day_range.kinds]
+    def _daily(
+        self,
+        job_name: str,
+        day_range: DayRange,
+        extra: Sequence[dg.AssetKey] = (),
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        """One run of ``job_name`` over ``day_range`` for the daily assets it names (plus
+        the unpartitioned ``extra``), noted in the report."""
+        selection = [dg.AssetKey(kind) for kind in day_range.kinds] + list(extra)
         label = day_range.start.isoformat()
         if day_range.start == day_range.end:
-            self._execute(job_name, label, partition_key=label, asset_selection=selection)
+            self._execute(
+                job_name, label, partition_key=label, asset_selection=selection, tags=tags
+            )
         else:
             label = f"{label}..{day_range.end.isoformat()}"
-            tags = range_tags(day_range.start, day_range.end)
+            tags = {**(tags or {}), **range_tags(day_range.start, day_range.end)}
             self._execute(job_name, label, tags=tags, asset_selection=selection)
-        days.extend(day.isoformat() for day in day_range.days if day.isoformat() not in days)
+        for kinds, days in (
+            (ROLLUP_KINDS, self.report.rollup_days),
+            (SNAPSHOT_KINDS, self.report.snapshot_days),
+        ):
+            if kinds & set(day_range.kinds):
+                days.extend(d.isoformat() for d in day_range.days if d.isoformat() not in days)
 
     def follow_up(self, completed: date | None = None) -> None:
         """Roll up every day with pending loads, then build the snapshots that read them
@@ -154,15 +187,31 @@ class PipelineRunner:
         with read_connection(self.engine) as conn:
             ranges = rollup_ranges(conn)
         for day_range in ranges:
-            self._daily(ROLLUP_JOB, day_range, self.report.rollup_days)
+            self._daily(ROLLUP_JOB, day_range)
         with read_connection(self.engine) as conn:
             ranges = snapshot_ranges(conn, completed)
         for day_range in ranges:
-            self._daily(SNAPSHOT_JOB, day_range, self.report.snapshot_days)
+            self._daily(SNAPSHOT_JOB, day_range)
 
-    def check_drop(self, as_of: datetime) -> None:
-        """One run as of ``as_of``: the drop watch and the billing period states."""
-        self._execute(END_OF_RUN_JOB, tags={AS_OF_TAG: as_of.isoformat()})
+    def finish(self, completed: date, as_of: datetime) -> None:
+        """The night's closing work in as few runs as it allows: rollups, snapshots up to
+        ``completed``, and the drop watch and billing periods as of ``as_of``.
+
+        When the rollups and snapshots cover one stretch of days (a usual night) that is
+        one run of ``end_of_run_job``; otherwise one run per stretch, as the daemon plans
+        them, then the closing run. Anything still pending afterwards (work a concurrent
+        load queued meanwhile) is built at once."""
+        with read_connection(self.engine) as conn:
+            rollups = rollup_ranges(conn)
+            snapshots = snapshot_ranges(conn, completed, rolling=rollups)
+        tags = {AS_OF_TAG: as_of.isoformat()}
+        combined = one_range(rollups + snapshots)
+        if combined is None:
+            self.follow_up(completed)
+            self._execute(END_OF_RUN_JOB, tags=tags, asset_selection=self.clock_assets)
+            return
+        self._daily(END_OF_RUN_JOB, combined, extra=self.clock_assets, tags=tags)
+        self.follow_up(completed)
 
 
 def ingest_new_files(runner: PipelineRunner, as_of: datetime) -> None:
@@ -184,10 +233,10 @@ def ingest_new_files(runner: PipelineRunner, as_of: datetime) -> None:
 
 
 def pipeline_pass(runner: PipelineRunner, as_of: datetime) -> RunReport:
-    """Ingest every new file, roll up, snapshot the day completed before ``as_of``."""
+    """Ingest every new file, roll up, snapshot the day completed before ``as_of``, check
+    the drop watch and billing periods."""
     ingest_new_files(runner, as_of)
-    runner.follow_up(completed=as_of.astimezone(runner.config.tz).date() - timedelta(days=1))
-    runner.check_drop(as_of)
+    runner.finish(as_of.astimezone(runner.config.tz).date() - timedelta(days=1), as_of)
     return runner.report
 
 

@@ -144,16 +144,21 @@ SNAPSHOT_BUILDERS: dict[str, Callable[[sa.Connection, date], int]] = {
 }
 
 
-def mark_snapshot_refreshes(conn: sa.Connection, day: date) -> None:
-    """After ``day`` was rebuilt: every snapshot already built that reads it must refresh."""
+def snapshots_reading(conn: sa.Connection, first: date, last: date) -> dict[str, list[date]]:
+    """Per snapshot table, the built dates whose windows read a day in ``first`` .. ``last``."""
     s = snapshot_dates.c
     query = sa.select(s.snapshot_table, s.snapshot_date).where(
-        s.snapshot_date.between(day, day + timedelta(days=SNAPSHOT_LOOKBACK_DAYS))
+        s.snapshot_date.between(first, last + timedelta(days=SNAPSHOT_LOOKBACK_DAYS))
     )
     by_table: dict[str, list[date]] = {}
     for table, built in conn.execute(query):
         by_table.setdefault(str(table), []).append(as_date(built))
-    for table, days in by_table.items():
+    return by_table
+
+
+def mark_snapshot_refreshes(conn: sa.Connection, day: date) -> None:
+    """After ``day`` was rebuilt: every snapshot already built that reads it must refresh."""
+    for table, days in snapshots_reading(conn, day, day).items():
         work_queue.mark(conn, table, days)
 
 

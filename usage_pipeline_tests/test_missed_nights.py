@@ -18,6 +18,7 @@ import pytest
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.resources import PipelineResource
+from usage_pipeline.followups import rollup_ranges, snapshot_ranges
 from usage_pipeline.runner import PipelineRunner, ingest_new_files
 from usage_pipeline.snapshots import SNAPSHOT_BUILDERS, build_snapshot_day, missing_snapshot_days
 from usage_pipeline.warehouse.engine import get_engine
@@ -134,11 +135,65 @@ def test_run_after_three_missed_nights_builds_each_of_them(
     assert report.snapshot_days == ["2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21"]
     assert not report.failed_runs
     assert_every_night_built(warehouse_url)
-    snapshot_runs = [r for r in instance.get_runs() if r.job_name == "snapshot_job"]
-    assert len(snapshot_runs) == 2  # the 17th, then one run for the four missed nights
+    # The 17th, then one run for the four missed nights: each night's closing run rolls up
+    # and snapshots its stretch of days with the drop watch and billing periods.
+    assert sorted(
+        (
+            r.job_name,
+            r.tags.get("dagster/partition", ""),
+            r.tags.get("dagster/asset_partition_range_start", ""),
+            r.tags.get("dagster/asset_partition_range_end", ""),
+        )
+        for r in instance.get_runs()
+    ) == [
+        ("end_of_run_job", "", "2026-11-18", "2026-11-21"),
+        ("end_of_run_job", "2026-11-17", "", ""),
+        ("ingest_files_job", "", "", ""),
+        ("ingest_files_job", "", "", ""),
+    ]
 
     again = run(config, instance, as_of=morning(date(2026, 11, 22)))
     assert again.snapshot_days == [] and again.rollup_days == []
+
+
+def test_a_late_file_for_an_old_day_runs_each_stretch_as_the_daemon_would(
+    inbox: Path, sqlite_url: str, instance
+) -> None:
+    """The 18th's file and a late file for the 15th: rollups of two stretches (15, 18) and
+    snapshots of 17..18 cannot share one run, so each stretch is its own run, then the
+    closing run holds the drop watch and billing periods only."""
+    config = PipelineConfig(inbox=str(inbox), warehouse=sqlite_url, timezone="America/New_York")
+    drop_night(inbox, date(2026, 11, 17))
+    run(config, instance, as_of=morning(date(2026, 11, 18)))
+    drop_night(inbox, date(2026, 11, 18))
+    late = inbox / "user_activity" / "late_2026-11-15.csv"
+    late.write_text(f"{HEADER}\nA,u9,Admin,login,2,2026-11-15T10:00:00\n", encoding="utf-8")
+
+    report = run(config, instance, as_of=morning(date(2026, 11, 19)))
+
+    assert not report.failed_runs
+    assert report.rollup_days == ["2026-11-15", "2026-11-18"]
+    assert report.snapshot_days == ["2026-11-17", "2026-11-18"]
+    second = [r for r in instance.get_runs() if r.job_name != "ingest_files_job"][:-1]
+    assert sorted(
+        (
+            r.job_name,
+            r.tags.get("dagster/partition", ""),
+            r.tags.get("dagster/asset_partition_range_start", ""),
+        )
+        for r in second
+    ) == [
+        ("end_of_run_job", "", ""),
+        ("rollup_job", "2026-11-15", ""),
+        ("rollup_job", "2026-11-18", ""),
+        ("snapshot_job", "", "2026-11-17"),
+    ]
+    assert rows(sqlite_url, "account_usage_snapshot", columns=ACCOUNT_COLUMNS) == [
+        ("2026-11-17", "A", 1, 2, 5, 7, "2026-11-17", 0),
+        ("2026-11-18", "A", 1, 3, 3, 10, "2026-11-18", 0),
+    ]
+    with get_engine(sqlite_url).connect() as conn:
+        assert rollup_ranges(conn) == [] and snapshot_ranges(conn) == []
 
 
 def test_the_schedule_tick_after_the_gap_builds_the_same_snapshots(
