@@ -10,8 +10,10 @@ Three comparisons, each timed as whole processes, A and B alternating pair by pa
 a drift of the machine's speed hits both; it prints wall and CPU seconds (min and median)
 and the ratio A/B per pair (min and median):
 
-* ``night``: ``usage-pipeline run`` on a fresh warehouse and Dagster home (the repository's
-  ``dagster.yaml``: SQLite instance) over ``--files`` files of ``--rows`` rows, against
+* ``night``: ``usage-pipeline run`` over ``--files`` files of ``--rows`` rows on an installed
+  project: its own warehouse and Dagster home (the repository's ``dagster.yaml``: SQLite
+  instance), set up by the previous morning's run on an empty inbox (untimed: creating the
+  instance and the warehouse's tables happens once, not nightly), against
   ``benchmarks/baseline_night.py`` on the same files (a new connection, one COPY /
   executemany and one commit per file, then one GROUP BY into a keyed daily table).
   Target ratio <= 4.0 (goal 2.0).
@@ -48,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 CLI = str(Path(PYTHON).with_name("usage-pipeline"))
 AS_OF = "2026-11-21T06:00:00+00:00"
+SET_UP_AS_OF = "2026-11-20T06:00:00+00:00"  # the run before the night: instance, warehouse
 NIGHT = "2026-11-20"
 HEADER = "account_id,user_id,module,activity,count,timestamp\n"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -148,8 +151,8 @@ class Project:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("USAGE_PIPELINE_")}
         self.env.update(DAGSTER_HOME=str(root), USAGE_PIPELINE_WAREHOUSE_URL=warehouse)
 
-    def run(self) -> Timing:
-        return timed([CLI, "run", "--as-of", AS_OF], self.root, self.env)
+    def run(self, as_of: str = AS_OF) -> Timing:
+        return timed([CLI, "run", "--as-of", as_of], self.root, self.env)
 
 
 def alternate(
@@ -180,6 +183,7 @@ def bench_night(db: Database, args: argparse.Namespace) -> tuple[str, Project]:
     def pipeline(index: int) -> Timing:
         root = Path(tempfile.mkdtemp(prefix="night_", dir=args.workdir))
         project = Project(root, db.fresh())
+        project.run(as_of=SET_UP_AS_OF)  # installed: the previous morning's run, untimed
         shutil.copytree(night, project.inbox, dirs_exist_ok=True)
         timing = project.run()
         last[:] = [project]
