@@ -10,41 +10,44 @@ import sqlalchemy as sa
 from usage_pipeline.file_status import FileStatus
 from usage_pipeline.outcome import IngestOutcome
 from usage_pipeline.sources import SourceObject
-from usage_pipeline.warehouse.engine import read_connection
+from usage_pipeline.warehouse.engine import conflict_insert, read_connection
 from usage_pipeline.warehouse.tables import ingested_files
 
 f = ingested_files.c
 
 
 def claim(engine: sa.Engine, obj: SourceObject, sha: str) -> tuple[int, str]:
-    """Find or insert the ledger row of this version; return (file_id, status)."""
+    """Find or insert the ledger row of this version; return (file_id, status). The row is
+    read first (a rerun finds its own claim without spending a file_id); a new version is
+    one ``INSERT … ON CONFLICT DO NOTHING``, and when another run claimed it in between
+    (the conflict waits for that run's commit) its row is read instead."""
     query = sa.select(f.file_id, f.status).where(f.source_key == obj.key, f.sha256 == sha)
-    for _ in range(2):
-        with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # The claim is advisory: no need to wait for its WAL flush. The file's own
-                # transaction commits synchronously, which makes this one durable too.
-                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            row = conn.execute(query).first()
-            if row is not None:
-                return int(row.file_id), str(row.status)
-            try:
-                with conn.begin_nested():
-                    file_id = conn.execute(
-                        ingested_files.insert().returning(f.file_id),
-                        {
-                            "feed": obj.feed,
-                            "source_key": obj.key,
-                            "sha256": sha,
-                            "size_bytes": obj.size,
-                            "status": FileStatus.PROCESSING.value,
-                            "received_at": obj.last_modified,
-                        },
-                    ).scalar_one()
-                return int(file_id), FileStatus.PROCESSING.value
-            except sa.exc.IntegrityError:
-                continue  # another run claimed it at the same moment: read its row
-    raise RuntimeError(f"Could not claim the ledger row of {obj.key}.")
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # The claim is advisory: no need to wait for its WAL flush. The file's own
+            # transaction commits synchronously, which makes this one durable too.
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        row = conn.execute(query).first()
+        if row is not None:
+            return int(row.file_id), str(row.status)
+        insert = (
+            conflict_insert(conn, ingested_files)
+            .values(
+                feed=obj.feed,
+                source_key=obj.key,
+                sha256=sha,
+                size_bytes=obj.size,
+                status=FileStatus.PROCESSING.value,
+                received_at=obj.last_modified,
+            )
+            .on_conflict_do_nothing(index_elements=["source_key", "sha256"])
+            .returning(f.file_id)
+        )
+        file_id = conn.execute(insert).scalar()
+        if file_id is not None:
+            return int(file_id), FileStatus.PROCESSING.value
+        row = conn.execute(query).one()
+        return int(row.file_id), str(row.status)
 
 
 def lock_status(conn: sa.Connection, file_id: int) -> str:

@@ -248,9 +248,7 @@ def rollup_named(name: str) -> DailyRollup:
 
 def mark_rollups(conn: sa.Connection, feed: str, days: set[date]) -> None:
     """In a file's transaction: the days its load changed need every rollup of its feed."""
-    for rollup in DAILY_ROLLUPS:
-        if feed in rollup.feeds:
-            work_queue.mark(conn, rollup.name, days)
+    work_queue.mark(conn, [r.name for r in DAILY_ROLLUPS if feed in r.feeds], days)
 
 
 def _has_rows(conn: sa.Connection, table: str, day: date) -> bool:

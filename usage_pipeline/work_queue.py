@@ -23,13 +23,16 @@ from usage_pipeline.days import as_date
 from usage_pipeline.warehouse.tables import pending_work
 
 SNAPSHOTS = "snapshots"
+_ROWS_PER_INSERT = 500  # two bound values a row: far below any database's limit
 
 
-def mark(conn: sa.Connection, kind: str, days: Iterable[date]) -> None:
-    """Ask for ``kind`` to be rebuilt on ``days`` (in the caller's transaction)."""
-    rows = [{"kind": kind, "day": day} for day in sorted(set(days))]
-    if rows:
-        conn.execute(pending_work.insert(), rows)
+def mark(conn: sa.Connection, kinds: str | Iterable[str], days: Iterable[date]) -> None:
+    """Ask for each of ``kinds`` to be rebuilt on ``days`` (in the caller's transaction), in
+    as few statements as it takes (one for a file's usual handful of days)."""
+    kinds = [kinds] if isinstance(kinds, str) else sorted(set(kinds))
+    rows = [{"kind": kind, "day": day} for kind in kinds for day in sorted(set(days))]
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        conn.execute(pending_work.insert().values(rows[start : start + _ROWS_PER_INSERT]))
 
 
 def _lock(conn: sa.Connection, kind: str, day: date) -> None:

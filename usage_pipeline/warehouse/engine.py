@@ -89,6 +89,14 @@ def is_postgres(engine: sa.Engine) -> bool:
 AGGREGATE_SETTINGS = {"jit": "off", "work_mem": "128MB"}
 
 
+def conflict_insert(conn: sa.Connection, table: sa.Table) -> Any:
+    """``INSERT INTO table`` in the connection's dialect, so it takes ``ON CONFLICT``
+    clauses (``on_conflict_do_nothing``) on PostgreSQL and SQLite alike."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
 def tune_for_aggregates(conn: sa.Connection) -> None:
     """``SET LOCAL`` :data:`AGGREGATE_SETTINGS` in the caller's transaction (PostgreSQL)."""
     if conn.dialect.name != "postgresql":

@@ -18,6 +18,7 @@ from usage_pipeline.feeds.product_usage.contract import (
     lower,
 )
 from usage_pipeline.feeds.product_usage.state import PreparedImport
+from usage_pipeline.warehouse.engine import conflict_insert
 from usage_pipeline.warehouse.tables import (
     product_dimensions,
     product_usage,
@@ -128,11 +129,7 @@ def _create_dimensions(conn: sa.Connection, imp: ImportConfig, file_id: int) -> 
         {"product": p, "dimension": d, "type": types[(p, d)], "created_file_id": file_id}
         for p, d in used
     ]
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    conn.execute(insert(product_dimensions).on_conflict_do_nothing(), rows)
+    conn.execute(conflict_insert(conn, product_dimensions).on_conflict_do_nothing(), rows)
 
 
 def _notes(conn: sa.Connection, prepared: PreparedImport, file_id: int) -> dict[str, Any]:

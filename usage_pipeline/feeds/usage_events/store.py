@@ -8,13 +8,14 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from usage_pipeline import billing
 from usage_pipeline.feeds.base import FeedChange, FileContext
 from usage_pipeline.feeds.common import as_date
 from usage_pipeline.feeds.usage_events.contract import Layout
 from usage_pipeline.feeds.usage_events.state import FileState
+from usage_pipeline.warehouse.engine import conflict_insert
 from usage_pipeline.warehouse.tables import (
     ingested_files,
     usage_event_meters,
@@ -164,9 +165,8 @@ def _insert_new_events(conn: sa.Connection, file_id: int) -> sa.Executable:
         .where(s.file_id == file_id)
         .where(~sa.exists().where(u.event_ref == s.event_ref))
     )
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return (
-        dialect.insert(usage_events)
+        conflict_insert(conn, usage_events)
         .from_select(columns, rows)
         .on_conflict_do_nothing(index_elements=["event_ref"])
     )
