@@ -161,25 +161,26 @@ class PipelineRunner:
         day_range: DayRange,
         extra: Sequence[dg.AssetKey] = (),
         tags: dict[str, str] | None = None,
-    ) -> None:
+    ) -> bool:
         """One run of ``job_name`` over ``day_range`` for the daily assets it names (plus
-        the unpartitioned ``extra``), noted in the report."""
+        the unpartitioned ``extra``), noted in the report; True when it succeeded."""
         selection = [dg.AssetKey(kind) for kind in day_range.kinds] + list(extra)
         label = day_range.start.isoformat()
         if day_range.start == day_range.end:
-            self._execute(
+            result = self._execute(
                 job_name, label, partition_key=label, asset_selection=selection, tags=tags
             )
         else:
             label = f"{label}..{day_range.end.isoformat()}"
             tags = {**(tags or {}), **range_tags(day_range.start, day_range.end)}
-            self._execute(job_name, label, tags=tags, asset_selection=selection)
+            result = self._execute(job_name, label, tags=tags, asset_selection=selection)
         for kinds, days in (
             (ROLLUP_KINDS, self.report.rollup_days),
             (SNAPSHOT_KINDS, self.report.snapshot_days),
         ):
             if kinds & set(day_range.kinds):
                 days.extend(d.isoformat() for d in day_range.days if d.isoformat() not in days)
+        return bool(result.success)
 
     def follow_up(self, completed: date | None = None) -> None:
         """Roll up every day with pending loads, then build the snapshots that read them
@@ -210,8 +211,8 @@ class PipelineRunner:
             self.follow_up(completed)
             self._execute(END_OF_RUN_JOB, tags=tags, asset_selection=self.clock_assets)
             return
-        self._daily(END_OF_RUN_JOB, combined, extra=self.clock_assets, tags=tags)
-        self.follow_up(completed)
+        if self._daily(END_OF_RUN_JOB, combined, extra=self.clock_assets, tags=tags):
+            self.follow_up(completed)  # a failed run is reported once, not retried here
 
 
 def ingest_new_files(runner: PipelineRunner, as_of: datetime) -> None:

@@ -18,10 +18,11 @@ import pytest
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.definitions import build_definitions
 from usage_pipeline.defs.resources import PipelineResource
-from usage_pipeline.followups import rollup_ranges, snapshot_ranges
+from usage_pipeline.followups import one_range, rollup_ranges, snapshot_ranges
 from usage_pipeline.runner import PipelineRunner, ingest_new_files
 from usage_pipeline.snapshots import SNAPSHOT_BUILDERS, build_snapshot_day, missing_snapshot_days
 from usage_pipeline.warehouse.engine import get_engine
+from usage_pipeline.work_queue import DayRange
 from usage_pipeline_tests.helpers import rows, run
 
 NY = ZoneInfo("America/New_York")
@@ -194,6 +195,17 @@ def test_a_late_file_for_an_old_day_runs_each_stretch_as_the_daemon_would(
     ]
     with get_engine(sqlite_url).connect() as conn:
         assert rollup_ranges(conn) == [] and snapshot_ranges(conn) == []
+
+
+def test_one_range_joins_only_stretches_of_the_same_days() -> None:
+    d18, d19 = date(2026, 11, 18), date(2026, 11, 19)
+    rollup = DayRange(d18, d19, ("account_activity_daily", "user_activity_daily"), 7)
+    snapshot = DayRange(d18, d19, ("user_usage_snapshot",), 9)
+    assert one_range([rollup, snapshot]) == DayRange(
+        d18, d19, ("account_activity_daily", "user_activity_daily", "user_usage_snapshot"), 9
+    )
+    assert one_range([rollup, DayRange(d19, d19, ("user_usage_snapshot",), 9)]) is None
+    assert one_range([]) is None
 
 
 def test_the_schedule_tick_after_the_gap_builds_the_same_snapshots(

@@ -28,6 +28,13 @@ def _whole(values: pd.Series) -> pd.Series:
     return values == np.floor(values)
 
 
+def _where_given(values: pd.Series, cells: pd.Series, otherwise: pd.Series) -> pd.Series:
+    """``values`` where ``cells`` is not empty, else ``otherwise`` (often every cell is
+    given: then ``values`` as they are)."""
+    given = cells.notna()
+    return values if given.all() else values.where(given, otherwise)
+
+
 @lru_cache(maxsize=64)
 def user_activity_schema(first_day: pd.Timestamp, last_day: pd.Timestamp) -> pa.DataFrameSchema:
     """The pandera contract of a parsed ``user_activity`` chunk (days within the bounds)."""
@@ -79,15 +86,15 @@ class UserActivityFeed(Feed[None]):
         # float64 always, so pandera checks whole columns (an int64 column would fail the
         # dtype check and fall back to slow per-element checks)
         parsed["count"] = pd.to_numeric(raw["count"], errors="coerce").astype("float64")
+        # A row's day: its timestamp, else its date, else the drop day (empty cells only;
+        # a cell that does not parse is NaT, a row error).
         day = pd.Series(fallback, index=raw.index, dtype="datetime64[ns]")
         if "date" in raw.columns:
-            dates = parse_dates(raw["date"])
-            parsed["date"] = dates.where(raw["date"].notna(), fallback)
-            day = day.where(raw["date"].isna(), dates)
+            day = _where_given(parse_dates(raw["date"]), raw["date"], day)
+            parsed["date"] = day
         if "timestamp" in raw.columns:
-            stamps = parse_days(raw["timestamp"], context.tz)
-            parsed["timestamp"] = stamps.where(raw["timestamp"].notna(), day)
-            day = day.where(raw["timestamp"].isna(), stamps)
+            day = _where_given(parse_days(raw["timestamp"], context.tz), raw["timestamp"], day)
+            parsed["timestamp"] = day
         last = pd.Timestamp(context.received_at.astimezone(context.tz).date() + timedelta(days=1))
         schema = user_activity_schema(pd.Timestamp(FIRST_DAY), max(last, fallback))
         valid, errors, tally = validate(parsed, raw, schema, self.kinds)
