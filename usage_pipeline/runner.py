@@ -37,6 +37,7 @@ from usage_pipeline.work_queue import DayRange
 
 ROLLUP_KINDS = frozenset(r.name for r in DAILY_ROLLUPS)
 SNAPSHOT_KINDS = frozenset(SNAPSHOT_BUILDERS)
+DAILY_KINDS = ROLLUP_KINDS | SNAPSHOT_KINDS  # the day-partitioned assets
 
 
 @dataclass
@@ -85,7 +86,7 @@ class PipelineRunner:
             (
                 key
                 for key in end_of_run.asset_layer.executable_asset_keys
-                if key.to_user_string() not in ROLLUP_KINDS | SNAPSHOT_KINDS
+                if key.to_user_string() not in DAILY_KINDS
             ),
             key=lambda key: key.to_user_string(),
         )
@@ -127,7 +128,7 @@ class PipelineRunner:
                 asset = evaluation.asset_key.to_user_string()
                 name = f"{asset}:{evaluation.check_name}"
                 detail = evaluation.description or ""
-                daily = asset in ROLLUP_KINDS | SNAPSHOT_KINDS  # the label names its days
+                daily = asset in DAILY_KINDS  # the label names its days
                 where = f" [{label}]" if label and daily else ""
                 self.report.failed_checks.append(f"{name}{where} {detail}".strip())
         return result
