@@ -42,7 +42,8 @@ def validate(
 
     _record_absent_geopandas()
     try:
-        schema.validate(parsed, lazy=True)
+        # inplace: no copy of the chunk (the schemas only check; none coerces or adds)
+        schema.validate(parsed, lazy=True, inplace=True)
     except SchemaErrors as exc:
         cases = exc.failure_cases
     else:
