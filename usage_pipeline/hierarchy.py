@@ -62,12 +62,6 @@ WITH RECURSIVE members AS (
         SUM(m.a30) AS a30, SUM(m.prev30) AS prev30
     FROM closure AS c JOIN modules AS m ON m.account_id = c.descendant
     GROUP BY c.ancestor, m.module
-), ranked AS (
-    SELECT account_id, a1, a7, a30, prev30,
-        CASE WHEN a30 > 0 AND ROW_NUMBER() OVER (
-            PARTITION BY account_id ORDER BY a30 DESC, {module} ASC) = 1
-        THEN module END AS top
-    FROM subtree_modules
 ), user_days AS (
     SELECT account_id, user_id,
         MAX(CASE WHEN activity_date = :s THEN 1 ELSE 0 END) AS on1,
@@ -80,15 +74,16 @@ WITH RECURSIVE members AS (
     GROUP BY c.ancestor, u.user_id
 ), facts AS (
     SELECT account_id, size, last_date, 0 AS a1, 0 AS a7, 0 AS a30, 0 AS prev30,
-        CAST(NULL AS TEXT) AS top, 0 AS u1, 0 AS u7, 0 AS u30
+        CAST(NULL AS TEXT) AS top_key, 0 AS u1, 0 AS u7, 0 AS u30
     FROM subtrees
     UNION ALL
-    SELECT account_id, 0, NULL, a1, a7, a30, prev30, top, 0, 0, 0 FROM ranked
+    SELECT account_id, 0, NULL, a1, a7, a30, prev30, {top_key}, 0, 0, 0
+    FROM subtree_modules
     UNION ALL
     SELECT account_id, 0, NULL, 0, 0, 0, 0, NULL, on1, on7, 1 FROM subtree_users
 ), per_subtree AS (
     SELECT account_id, SUM(size) AS size, MAX(last_date) AS last_date, SUM(a1) AS a1,
-        SUM(a7) AS a7, SUM(a30) AS a30, SUM(prev30) AS prev30, MAX(top) AS top,
+        SUM(a7) AS a7, SUM(a30) AS a30, SUM(prev30) AS prev30, {top_module} AS top,
         SUM(u1) AS u1, SUM(u7) AS u7, SUM(u30) AS u30
     FROM facts GROUP BY account_id
 )

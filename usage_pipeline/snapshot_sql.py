@@ -23,6 +23,13 @@ ACCOUNT_MODULES = """modules AS (
     GROUP BY account_id, module
 )"""
 
+# The top module as an aggregate, with no window function: each module row with a30 > 0 gives
+# the key (2**63 - 1 - a30, zero-padded to 19 digits) || module, whose binary minimum is the
+# module with the largest a30, ties in binary order; ``{first_key}`` takes that minimum per
+# owner and the module is the key from its 20th character.
+TOP_KEY = "CASE WHEN a30 > 0 THEN {padded} || module END"
+TOP_MODULE = "SUBSTR({first_key}, 20)"
+
 # An owner's (``p``: last_in_window, state_last) last active day <= S: the window's, else the
 # state's unless it is after S (the owner came back later), else {before}.
 LAST_DATE = """CASE
@@ -39,13 +46,15 @@ def dialect_sql(conn: sa.Connection) -> dict[str, str]:
         return {
             "day": "CAST(:s AS date)",
             "days_since": "(CAST(:s AS date) - {col})",
-            "module": 'module COLLATE "C"',
+            "first_key": 'MIN(top_key COLLATE "C")',
+            "padded": "LPAD(CAST({col} AS TEXT), 19, '0')",
             "user": 'user_id COLLATE "C"',
         }
     return {
         "day": ":s",
         "days_since": "CAST(julianday(:s) - julianday({col}) AS INTEGER)",
-        "module": "module",
+        "first_key": "MIN(top_key)",
+        "padded": "printf('%019d', {col})",
         "user": "user_id",
     }
 
@@ -87,15 +96,17 @@ def statement(
     template: str, conn: sa.Connection, snapshot_date: date, spec: StateSpec, cutoff: str
 ) -> tuple[sa.TextClause, dict[str, date]]:
     """A snapshot ``template`` for ``snapshot_date`` and its parameters. Its placeholders:
-    ``{day}``, ``{module}``, ``{days_since}`` (of ``last_date``), ``{modules}``
+    ``{day}``, ``{days_since}`` (of ``last_date``), ``{top_key}`` (of a
+    ``modules`` row) and ``{top_module}`` (of the ``top_key`` of an owner's rows), ``{modules}``
     (:data:`ACCOUNT_MODULES`) and ``{last_date}`` (:data:`LAST_DATE` for ``spec``'s owners,
     reading history before the window start named ``cutoff``)."""
     parts = dialect_sql(conn)
     bounds = windows(snapshot_date)
     before, extra = last_active_before(spec, bounds[cutoff], "b")
     sql = template.format(
+        top_key=TOP_KEY.format(padded=parts["padded"].format(col="9223372036854775807 - a30")),
+        top_module=TOP_MODULE.format(first_key=parts["first_key"]),
         day=parts["day"],
-        module=parts["module"],
         days_since=parts["days_since"].format(col="last_date"),
         modules=ACCOUNT_MODULES,
         last_date=LAST_DATE.format(before=before),

@@ -35,22 +35,18 @@ SNAPSHOT_LOOKBACK_DAYS = 59
 # How each snapshot is computed, in time linear in the rows of its window: window rows are
 # grouped once; members come from the activity state (first day <= S) and the directory;
 # per-member values are combined with UNION ALL + GROUP BY (a sort, never a join of two
-# aggregates, which SQLite could plan as a nested loop). A member without active rows in
-# the window takes its last active day from the state, unless that day is after S (it came
-# back later): then its last active day before the window is read from its month rows and
-# the window's month (a primary-key seek per day), never from its whole history.
+# aggregates, which SQLite could plan as a nested loop), the top module among them (the
+# minimum of a key, not a window function that sorts every member's module rows). A member
+# without active rows in the window takes its last active day from the state, unless that
+# day is after S (it came back later): then its last active day before the window is read
+# from its month rows and the window's month (a primary-key seek per day), never from its
+# whole history.
 _ACCOUNT_SQL = """
 INSERT INTO account_usage_snapshot (
     snapshot_date, account_id, active_users_1d, active_users_7d, active_users_30d,
     activity_1d, activity_7d, activity_30d, activity_change_30d_pct, top_module_30d,
     last_activity_date, days_since_last_activity)
-WITH {modules}, ranked AS (
-    SELECT account_id, a1, a7, a30, prev30, last_in_window,
-        CASE WHEN a30 > 0 AND ROW_NUMBER() OVER (
-            PARTITION BY account_id ORDER BY a30 DESC, {module} ASC) = 1
-        THEN module END AS top
-    FROM modules
-), users AS (
+WITH {modules}, users AS (
     SELECT account_id,
         COUNT(DISTINCT CASE WHEN activity_date = :s THEN user_id END) AS u1,
         COUNT(DISTINCT CASE WHEN activity_date >= :d7 THEN user_id END) AS u7,
@@ -59,20 +55,21 @@ WITH {modules}, ranked AS (
     GROUP BY account_id
 ), facts AS (
     SELECT account_id, CAST(NULL AS DATE) AS state_last, 0 AS a1, 0 AS a7, 0 AS a30,
-        0 AS prev30, CAST(NULL AS DATE) AS last_in_window, CAST(NULL AS TEXT) AS top,
+        0 AS prev30, CAST(NULL AS DATE) AS last_in_window, CAST(NULL AS TEXT) AS top_key,
         0 AS u1, 0 AS u7, 0 AS u30
     FROM accounts
     UNION ALL
     SELECT account_id, last_active_day, 0, 0, 0, 0, NULL, NULL, 0, 0, 0
     FROM account_activity_state WHERE first_day <= :s
     UNION ALL
-    SELECT account_id, NULL, a1, a7, a30, prev30, last_in_window, top, 0, 0, 0 FROM ranked
+    SELECT account_id, NULL, a1, a7, a30, prev30, last_in_window, {top_key}, 0, 0, 0
+    FROM modules
     UNION ALL
     SELECT account_id, NULL, 0, 0, 0, 0, NULL, NULL, u1, u7, u30 FROM users
 ), per_account AS (
     SELECT account_id, MAX(state_last) AS state_last, SUM(a1) AS a1, SUM(a7) AS a7,
         SUM(a30) AS a30, SUM(prev30) AS prev30, MAX(last_in_window) AS last_in_window,
-        MAX(top) AS top, SUM(u1) AS u1, SUM(u7) AS u7, SUM(u30) AS u30
+        {top_module} AS top, SUM(u1) AS u1, SUM(u7) AS u7, SUM(u30) AS u30
     FROM facts GROUP BY account_id
 ), resolved AS (
     SELECT p.*, {last_date} AS last_date FROM per_account AS p
@@ -94,21 +91,15 @@ WITH modules AS (
         MAX(CASE WHEN count > 0 THEN activity_date END) AS last_in_window
     FROM user_activity_daily WHERE activity_date BETWEEN :d30 AND :s
     GROUP BY account_id, user_id, module
-), ranked AS (
-    SELECT account_id, user_id, a7, a30, last_in_window,
-        CASE WHEN a30 > 0 AND ROW_NUMBER() OVER (
-            PARTITION BY account_id, user_id ORDER BY a30 DESC, {module} ASC) = 1
-        THEN module END AS top
-    FROM modules
 ), facts AS (
     SELECT account_id, user_id, last_active_day AS state_last, 0 AS a7, 0 AS a30,
-        CAST(NULL AS DATE) AS last_in_window, CAST(NULL AS TEXT) AS top
+        CAST(NULL AS DATE) AS last_in_window, CAST(NULL AS TEXT) AS top_key
     FROM user_activity_state WHERE first_day <= :s
     UNION ALL
-    SELECT account_id, user_id, NULL, a7, a30, last_in_window, top FROM ranked
+    SELECT account_id, user_id, NULL, a7, a30, last_in_window, {top_key} FROM modules
 ), per_user AS (
     SELECT account_id, user_id, MAX(state_last) AS state_last, SUM(a7) AS a7,
-        SUM(a30) AS a30, MAX(last_in_window) AS last_in_window, MAX(top) AS top
+        SUM(a30) AS a30, MAX(last_in_window) AS last_in_window, {top_module} AS top
     FROM facts GROUP BY account_id, user_id
 ), resolved AS (
     SELECT p.*, {last_date} AS last_date FROM per_user AS p

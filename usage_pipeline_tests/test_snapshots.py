@@ -86,3 +86,35 @@ def test_late_file_refreshes_existing_snapshots_it_affects(inbox: Path, sqlite_u
         ("2026-11-19", 2, 9, 9),
         ("2026-11-20", 0, 0, 9),
     ]
+
+
+TOP_MODULE_ACTIVITY = [
+    # u1: a tie, binary order: "Zeta" before "alpha"
+    "A,u1,Zeta,x,7,2026-11-20",
+    "A,u1,alpha,x,7,2026-11-19",
+    # u2: a tie, binary order: "Zeta" before "Ärger" (UTF-8 bytes 0xC3 0x84)
+    "A,u2,Ärger,x,4,2026-11-20",
+    "A,u2,Zeta,x,2,2026-11-20",
+    "A,u2,Zeta,y,2,2026-11-19",
+    # u3: sums beyond 2**53 still compare exactly: "small" has 2**53, "big" 2**53 - 1
+    "A,u3,big,x,9007199254740991,2026-11-20",
+    "A,u3,small,x,9007199254740990,2026-11-19",
+    "A,u3,small,y,2,2026-11-18",
+]
+
+
+def test_top_module_is_the_largest_30d_count_ties_in_binary_order(
+    inbox: Path, warehouse_url: str
+) -> None:
+    config = PipelineConfig(inbox=str(inbox), warehouse=warehouse_url)
+    drop(inbox, "user_activity/top.csv", TOP_MODULE_ACTIVITY, header=HEADER)
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        run(config, instance, as_of=datetime(2026, 11, 21, 6, tzinfo=timezone.utc))
+
+    total = 2**54 - 1  # (2**53 - 1) + (2**53 - 2) + 2
+    assert rows(warehouse_url, "user_usage_snapshot") == [
+        ("2026-11-20", "A", "u1", "2026-11-20", 0, 14, 14, "Zeta"),
+        ("2026-11-20", "A", "u2", "2026-11-20", 0, 8, 8, "Zeta"),
+        ("2026-11-20", "A", "u3", "2026-11-20", 0, total, total, "small"),
+    ]
