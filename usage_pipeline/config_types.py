@@ -160,7 +160,7 @@ class PipelineConfig:
     webhook_url: str | None = None  # notifications.webhook_url
     s3_endpoint_url: str | None = None
     max_file_bytes: int = 5 * 1024**3
-    chunk_rows: int = 200_000
+    chunk_rows: int = 50_000
     batch_max_files: int = 200  # new file versions per ingestion run ...
     batch_max_bytes: int = 1024**3  # ... and their bytes (a larger file runs alone)
     products: tuple[ProductConfig, ...] = ()

@@ -54,7 +54,7 @@ def csv_pieces(frame: pd.DataFrame, rows: int = COPY_PIECE_ROWS) -> Iterator[mem
     """The frame as CSV for ``COPY … (FORMAT csv)``, in pieces of ``rows`` rows: strings
     quoted, missing values as unquoted empty fields (NULL). Arrow's C++ writer is several
     times faster than ``DataFrame.to_csv``; a column Arrow cannot type (mixed Python objects)
-    falls back. Pieces keep the transient buffers small (a 200,000-row chunk is about 10 MB
+    falls back. Pieces keep the transient buffers small (a 50,000-row chunk is about 2.5 MB
     of CSV): a lower peak and less heap fragmentation over a long file's many chunks."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
