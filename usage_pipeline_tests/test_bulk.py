@@ -1,4 +1,4 @@
-"""The CSV pieces PostgreSQL's COPY receives: every row once, in order, NULLs unquoted."""
+"""The CSV PostgreSQL's COPY receives: every row once, in order, NULLs unquoted."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import io
 
 import pandas as pd
 
-from usage_pipeline.warehouse.bulk import csv_pieces
+from usage_pipeline.warehouse.bulk import csv_buffer
 
 
-def _lines(pieces: list) -> list[str]:
-    return b"".join(bytes(piece) for piece in pieces).decode().splitlines()
+def _lines(frame: pd.DataFrame) -> list[str]:
+    return bytes(csv_buffer(frame)).decode().splitlines()
 
 
-def test_a_frame_is_sent_in_pieces_of_the_given_rows_every_row_once() -> None:
+def test_every_row_once_in_order_strings_quoted_nulls_unquoted() -> None:
     frame = pd.DataFrame(
         {
             "account_id": [f"A{i}" for i in range(45)],
@@ -22,9 +22,8 @@ def test_a_frame_is_sent_in_pieces_of_the_given_rows_every_row_once() -> None:
             "note": [None if i % 10 == 0 else f'say "{i}", twice' for i in range(45)],
         }
     )
-    pieces = list(csv_pieces(frame, rows=20))
-    assert [len(bytes(p).splitlines()) for p in pieces] == [20, 20, 5]
-    lines = _lines(pieces)
+    lines = _lines(frame)
+    assert len(lines) == 45
     assert lines[0] == '"A0",0,'  # a missing value is an unquoted empty field: NULL
     assert lines[1] == '"A1",1,"say ""1"", twice"'
     parsed = list(csv.reader(io.StringIO("\n".join(lines))))
@@ -33,12 +32,10 @@ def test_a_frame_is_sent_in_pieces_of_the_given_rows_every_row_once() -> None:
     ]
 
 
-def test_a_column_arrow_cannot_type_falls_back_in_pieces_too() -> None:
+def test_a_column_arrow_cannot_type_falls_back() -> None:
     frame = pd.DataFrame({"file_id": [7] * 5, "value": [1, "two", 3.5, None, "five"]}, dtype=object)
-    pieces = list(csv_pieces(frame, rows=2))
-    assert len(pieces) == 3
-    assert _lines(pieces) == ["7,1", "7,two", "7,3.5", "7,", "7,five"]
+    assert _lines(frame) == ["7,1", "7,two", "7,3.5", "7,", "7,five"]
 
 
-def test_an_empty_frame_sends_nothing() -> None:
-    assert list(csv_pieces(pd.DataFrame({"a": pd.Series([], dtype=object)}))) == []
+def test_an_empty_frame_is_no_bytes() -> None:
+    assert bytes(csv_buffer(pd.DataFrame({"a": pd.Series([], dtype=object)}))) == b""
