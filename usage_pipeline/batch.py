@@ -4,6 +4,7 @@ transaction, a bad or vanished file never stopping the ones after it."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.file_status import FileStatus
 from usage_pipeline.ingest import IngestOutcome, ingest_file
+from usage_pipeline.read_ahead import WINDOW_FILES, read_ahead
 from usage_pipeline.sources import FileSource, SourceObject
 from usage_pipeline.wording import capped
 
@@ -48,31 +50,53 @@ def ingest_batch(
 ) -> Iterator[IngestOutcome]:
     """Ingest ``keys`` in order, yielding each file's outcome as soon as it is committed.
 
-    A file that can no longer be found is yielded as ``missing``; an unexpected error is
+    Keys go in windows: their small files are read ahead and judged together
+    (:mod:`usage_pipeline.read_ahead`); each file still loads in its own transaction. A
+    file that can no longer be found is yielded as ``missing``; an unexpected error is
     yielded as ``failed`` with its reason and the batch goes on. An unreachable warehouse
     (a connection error) stops the batch: every later file would fail the same way, and a
     rerun of the batch skips the files already done.
     """
-    for key in keys:
-        try:
-            obj = source.stat(key)
-            if obj is None:
-                yield _missing(key)
-                continue
-            outcome = ingest_file(engine, source, obj, config, force=force, as_of=as_of)
-        except (sa.exc.OperationalError, sa.exc.InterfaceError):
-            raise
-        except FileNotFoundError:  # deleted between its listing (or stat) and its download
-            outcome = _missing(key)
-        except Exception as exc:  # one bad file must not stop the batch
-            outcome = IngestOutcome(
-                key,
-                "",
-                _feed_of(key),
-                status=FAILED,
-                error=capped(
-                    f"File {key} could not be processed ({_one_line(exc)}); nothing of it"
-                    " was loaded and a rerun tries it again."
-                ),
-            )
-        yield outcome
+    for start in range(0, len(keys), WINDOW_FILES):
+        window = {key: _stat(source, key) for key in keys[start : start + WINDOW_FILES]}
+        listed = [obj for obj in window.values() if isinstance(obj, SourceObject)]
+        with ExitStack() as stack:  # the window's local copies
+            ahead = read_ahead(source, listed, config, as_of, stack)
+            for key, obj in window.items():
+                if not isinstance(obj, SourceObject):
+                    yield obj
+                    continue
+                try:
+                    yield ingest_file(
+                        engine, source, obj, config, force=force, as_of=as_of, ahead=ahead.get(key)
+                    )
+                except (sa.exc.OperationalError, sa.exc.InterfaceError):
+                    raise
+                except FileNotFoundError:  # deleted between its listing (or stat) and its download
+                    yield _missing(key)
+                except Exception as exc:  # one bad file must not stop the batch
+                    yield _failed(key, exc)
+
+
+def _stat(source: FileSource, key: str) -> SourceObject | IngestOutcome:
+    """The object under ``key`` now, or the outcome of a file that cannot be found."""
+    try:
+        obj = source.stat(key)
+    except FileNotFoundError:
+        return _missing(key)
+    except Exception as exc:  # one bad file must not stop the batch
+        return _failed(key, exc)
+    return obj if obj is not None else _missing(key)
+
+
+def _failed(key: str, exc: Exception) -> IngestOutcome:
+    return IngestOutcome(
+        key,
+        "",
+        _feed_of(key),
+        status=FAILED,
+        error=capped(
+            f"File {key} could not be processed ({_one_line(exc)}); nothing of it"
+            " was loaded and a rerun tries it again."
+        ),
+    )

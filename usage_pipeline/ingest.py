@@ -31,6 +31,7 @@ from usage_pipeline.ledger import (
 from usage_pipeline.load import Version, load_version
 from usage_pipeline.outcome import IngestOutcome
 from usage_pipeline.quarantine import ErrorLog, file_error_log, quarantine_outcome
+from usage_pipeline.read_ahead import ReadAhead
 from usage_pipeline.refusals import UNREAD, record_refusal, unreadable_reason
 from usage_pipeline.retire import retire_version
 from usage_pipeline.scan import (
@@ -63,6 +64,7 @@ def ingest_file(
     force: bool = False,
     as_of: datetime | None = None,
     reload: bool = False,
+    ahead: ReadAhead | None = None,
 ) -> IngestOutcome:
     """Ingest one object of the inbox; idempotent for a given (key, bytes) version.
 
@@ -70,15 +72,19 @@ def ingest_file(
     version held back as a duplicate; ``reload`` (``reprocess``) loads the version again
     under the current config, whatever its status, retiring its earlier contribution in
     the same transaction. An object that must not be read (an unsafe key, a link leading
-    outside the inbox) or cannot be read is recorded as rejected.
+    outside the inbox) or cannot be read is recorded as rejected. ``ahead``: the file as
+    its batch read it (:mod:`usage_pipeline.read_ahead`), its bytes' digest included.
     """
     problem = obj.problem or key_problem(unescape_key(obj.key))
     if problem:
         return _refused(engine, obj, problem)
     with ExitStack() as stack:
         try:
-            path = stack.enter_context(source.local_copy(obj.key))
-            sha = sha256_file(path)
+            if ahead is not None:
+                path, sha = ahead.path, ahead.sha256
+            else:
+                path = stack.enter_context(source.local_copy(obj.key))
+                sha = sha256_file(path)
         except FileNotFoundError:
             raise  # gone since it was listed: the batch reports it as missing
         except OSError as exc:
@@ -87,7 +93,7 @@ def ingest_file(
         if not may_process(status, force, reload):
             return existing_outcome(engine, file_id)
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="usage_pipeline_")))
-        version = Version(obj, sha, file_id, path)
+        version = Version(obj, sha, file_id, path, ahead)
         context = file_context(obj, config, as_of)
         return _ingest_claimed(engine, source, version, context, folder, force, reload)
 

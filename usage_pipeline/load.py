@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import sqlalchemy as sa
@@ -33,15 +34,20 @@ from usage_pipeline.sources import SourceObject
 from usage_pipeline.warehouse.bulk import bulk_insert, bulk_writer
 from usage_pipeline.warehouse.tables import rejected_rows
 
+if TYPE_CHECKING:
+    from usage_pipeline.read_ahead import ReadAhead
+
 
 @dataclass(frozen=True)
 class Version:
-    """One claimed file version and its local copy."""
+    """One claimed file version, its local copy and, when its batch read it ahead, its
+    chunk."""
 
     obj: SourceObject
     sha256: str
     file_id: int
     path: Path
+    ahead: ReadAhead | None = None
 
 
 def read_rows(
@@ -72,6 +78,7 @@ def read_rows(
             log,
             scan,
             sink=lambda rows: write(rows.assign(file_id=version.file_id)),
+            ahead=version.ahead,
         )
     return context
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -18,8 +18,17 @@ from usage_pipeline.days import drop_date
 from usage_pipeline.feeds import FEEDS, Feed, FileContext
 from usage_pipeline.feeds.base import process_chunk
 from usage_pipeline.quarantine import ErrorLog
-from usage_pipeline.reading import NUL_STANDIN, FileFormatError, is_supported, open_csv
+from usage_pipeline.reading import (
+    NUL_STANDIN,
+    CsvStream,
+    FileFormatError,
+    is_supported,
+    open_csv,
+)
 from usage_pipeline.sources import SourceObject
+
+if TYPE_CHECKING:
+    from usage_pipeline.read_ahead import ReadAhead
 
 PREVIEW_ROWS = 5
 REPORT_LINES = 50
@@ -102,13 +111,17 @@ def scan_file(
     log: ErrorLog,
     scan: Scan,
     sink: Callable[[pd.DataFrame], object],
+    ahead: ReadAhead | None = None,
 ) -> None:
     """Read, validate and hand every valid chunk to ``sink``; errors go to ``log``, counts to
-    ``scan``. Raises :class:`FileRejected` when the file as a whole is rejected."""
+    ``scan``. Raises :class:`FileRejected` when the file as a whole is rejected. ``ahead``:
+    the file's chunk, read (and maybe judged) with others of its batch."""
     config = context.config
     days: set[str] = set()
     try:
-        stream = open_csv(path, name, config.max_file_bytes, config.chunk_rows)
+        stream: CsvStream | ReadAhead = ahead or open_csv(
+            path, name, config.max_file_bytes, config.chunk_rows
+        )
         log.start(stream.original_header)
         problem = feed.header_problem(stream.header, context)
         if problem:
@@ -119,7 +132,8 @@ def scan_file(
             _survey(feed, path, name, context, stream.header)
         for raw in stream.chunks():
             nul = stream.saw_nul
-            result = process_chunk(feed, raw, context, nul)
+            judged = ahead.result if ahead is not None else None
+            result = judged or process_chunk(feed, raw, context, nul)
             scan.rows_total += len(raw)
             scan.rows_loaded += result.loaded_rows
             scan.rows_invalid += result.invalid_rows

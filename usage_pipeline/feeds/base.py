@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Any, Generic, TypeVar
@@ -145,6 +145,15 @@ class Feed(ABC, Generic[StateT]):
 
     def file_problem(self, context: FileContext) -> str | None:
         """Why this file cannot be read as this feed at all (before opening it), or None."""
+        return None
+
+    def batch_key(self, context: FileContext) -> Hashable | None:
+        """What :meth:`process_chunk` reads of ``context``, for feeds whose small files may be
+        processed as one frame (see :mod:`usage_pipeline.read_ahead`): files with equal keys
+        give each row the result it gets alone. None (the default): never together. A feed
+        returns a key only when its chunks are judged row by row, reading nothing of
+        ``context.lookup``, and its :class:`ChunkResult` holds rows, errors and failures only.
+        """
         return None
 
     def header_problem(self, header: list[str], context: FileContext) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -66,6 +67,12 @@ def user_activity_schema(first_day: pd.Timestamp, last_day: pd.Timestamp) -> pa.
     )
 
 
+def _last_day(context: FileContext) -> pd.Timestamp:
+    """The last accepted day (before the drop day's, when that is later): the day after
+    the file was received, in the instance zone."""
+    return pd.Timestamp(context.received_at.astimezone(context.tz).date() + timedelta(days=1))
+
+
 class UserActivityFeed(Feed[None]):
     """Rows summed per (day, account, user, module, activity); invalid rows rejected singly."""
 
@@ -79,6 +86,9 @@ class UserActivityFeed(Feed[None]):
         "date": "a YYYY-MM-DD date",
         "timestamp": TIMESTAMP_KIND,
     }
+
+    def batch_key(self, context: FileContext) -> Hashable:
+        return (context.drop_day, _last_day(context), context.tz)
 
     def process_chunk(self, raw: pd.DataFrame, context: FileContext) -> ChunkResult:
         fallback = pd.Timestamp(context.drop_day)
@@ -95,8 +105,7 @@ class UserActivityFeed(Feed[None]):
         if "timestamp" in raw.columns:
             day = _where_given(parse_days(raw["timestamp"], context.tz), raw["timestamp"], day)
             parsed["timestamp"] = day
-        last = pd.Timestamp(context.received_at.astimezone(context.tz).date() + timedelta(days=1))
-        schema = user_activity_schema(pd.Timestamp(FIRST_DAY), max(last, fallback))
+        schema = user_activity_schema(pd.Timestamp(FIRST_DAY), max(_last_day(context), fallback))
         valid, errors, tally = validate(parsed, raw, schema, self.kinds)
         good = parsed[valid.to_numpy()]
         rows = pd.DataFrame(

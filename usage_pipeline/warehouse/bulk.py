@@ -52,13 +52,18 @@ def bulk_writer(conn: sa.Connection, table: sa.Table, columns: list[str]) -> Ite
 def csv_buffer(frame: pd.DataFrame) -> memoryview | bytes:
     """The frame as CSV for ``COPY … (FORMAT csv)``: strings quoted, missing values as
     unquoted empty fields (NULL). Arrow's C++ writer is several times faster than
-    ``DataFrame.to_csv``; its buffer is handed over without a copy. A column Arrow cannot
+    ``DataFrame.to_csv``; its buffer is handed over without a copy. The table is built
+    column by column (``Table.from_pandas`` writes the same text but costs about a
+    millisecond more per frame, most of a small file's encoding). A column Arrow cannot
     type (mixed Python objects) falls back."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     try:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = pa.Table.from_arrays(
+            [pa.array(frame[column], from_pandas=True) for column in frame.columns],
+            names=[str(column) for column in frame.columns],
+        )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return frame.to_csv(index=False, header=False, lineterminator="\n").encode()
     sink = pa.BufferOutputStream()
