@@ -58,17 +58,22 @@ def ingest_batch(
     rerun of the batch skips the files already done.
     """
     for start in range(0, len(keys), WINDOW_FILES):
-        window = {key: _stat(source, key) for key in keys[start : start + WINDOW_FILES]}
-        listed = [obj for obj in window.values() if isinstance(obj, SourceObject)]
+        window = keys[start : start + WINDOW_FILES]
         with ExitStack() as stack:  # the window's local copies
+            stated = (_stat(source, key) for key in window)
+            listed = [obj for obj in stated if isinstance(obj, SourceObject)]
             ahead = read_ahead(source, listed, config, as_of, stack)
-            for key, obj in window.items():
+            for key in window:
+                read = ahead.get(key)
+                # a file read ahead keeps the listing its bytes were read under; any other
+                # is looked at again now, just before its bytes are read
+                obj = read.obj if read is not None else _stat(source, key)
                 if not isinstance(obj, SourceObject):
                     yield obj
                     continue
                 try:
                     yield ingest_file(
-                        engine, source, obj, config, force=force, as_of=as_of, ahead=ahead.get(key)
+                        engine, source, obj, config, force=force, as_of=as_of, ahead=read
                     )
                 except (sa.exc.OperationalError, sa.exc.InterfaceError):
                     raise

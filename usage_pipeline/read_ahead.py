@@ -43,10 +43,11 @@ ROW_MASK = (1 << ROW_BITS) - 1
 
 @dataclass
 class ReadAhead:
-    """One small file read ahead: its bytes' digest and its one chunk of text cells (as
-    :class:`usage_pipeline.reading.CsvStream` gives them) and, once judged with others of
-    its batch, its :class:`ChunkResult` (None: judge it alone)."""
+    """One small file read ahead: the listing it was read under, its bytes' digest and its
+    one chunk of text cells (as :class:`usage_pipeline.reading.CsvStream` gives them) and,
+    once judged with others of its batch, its :class:`ChunkResult` (None: judge it alone)."""
 
+    obj: SourceObject
     path: Path
     sha256: str
     header: list[str]
@@ -83,7 +84,7 @@ def read_ahead(
         budget -= obj.size
         try:
             path = stack.enter_context(source.local_copy(obj.key))
-            read = _read_small(feed, path, obj.name, context)
+            read = _read_small(feed, obj, path, context)
         except Exception:  # noqa: BLE001 - read as usual, alone, which reports the problem
             continue
         if read is not None:
@@ -97,10 +98,12 @@ def read_ahead(
     return found
 
 
-def _read_small(feed: Feed, path: Path, name: str, context: FileContext) -> ReadAhead | None:
+def _read_small(
+    feed: Feed, obj: SourceObject, path: Path, context: FileContext
+) -> ReadAhead | None:
     """The file's one chunk, or None when it is not a small, clean file of its feed."""
     config = context.config
-    stream = open_csv(path, name, config.max_file_bytes, config.chunk_rows)
+    stream = open_csv(path, obj.name, config.max_file_bytes, config.chunk_rows)
     chunks = list(stream.chunks())
     usual = (
         len(chunks) != 1
@@ -111,7 +114,8 @@ def _read_small(feed: Feed, path: Path, name: str, context: FileContext) -> Read
     )
     if usual:
         return None
-    return ReadAhead(path, sha256_file(path), stream.header, stream.original_header, chunks[0])
+    header, original = stream.header, stream.original_header
+    return ReadAhead(obj, path, sha256_file(path), header, original, chunks[0])
 
 
 def judge_together(feed: Feed, members: list[tuple[ReadAhead, FileContext]]) -> None:
