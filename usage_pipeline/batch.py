@@ -57,13 +57,12 @@ def ingest_batch(
     (a connection error) stops the batch: every later file would fail the same way, and a
     rerun of the batch skips the files already done.
     """
-    for start in range(0, len(keys), WINDOW_FILES):
-        window = keys[start : start + WINDOW_FILES]
+    position = 0
+    while position < len(keys):
         with ExitStack() as stack:  # the window's local copies
-            stated = (_stat(source, key) for key in window)
-            listed = [obj for obj in stated if isinstance(obj, SourceObject)]
-            ahead = read_ahead(source, listed, config, as_of, stack)
-            for key in window:
+            window = keys[position : position + WINDOW_FILES]
+            ahead, covered = read_ahead(source, window, config, as_of, stack)
+            for key in window[:covered]:
                 read = ahead.get(key)
                 # a file read ahead keeps the listing its bytes were read under; any other
                 # is looked at again now, just before its bytes are read
@@ -81,6 +80,7 @@ def ingest_batch(
                     yield _missing(key)
                 except Exception as exc:  # one bad file must not stop the batch
                     yield _failed(key, exc)
+        position += covered
 
 
 def _stat(source: FileSource, key: str) -> SourceObject | IngestOutcome:

@@ -34,9 +34,8 @@ from usage_pipeline.scan import file_context, file_problem
 from usage_pipeline.sources import FileSource, SourceObject, sha256_file
 from usage_pipeline.sources.keys import key_problem, unescape_key
 
-WINDOW_FILES = 100  # files whose small ones are read ahead together
+WINDOW_FILES = 100  # keys looked at in one window
 MAX_FILE_BYTES = 4 * 1024 * 1024  # larger files are read alone, chunk by chunk
-MAX_WINDOW_BYTES = 64 * 1024 * 1024  # at most this much of a window is read ahead
 ROW_BITS = 32  # a row's index: its file's position << ROW_BITS | its row number
 ROW_MASK = (1 << ROW_BITS) - 1
 
@@ -54,6 +53,7 @@ class ReadAhead:
     original_header: list[str]
     raw: pd.DataFrame
     result: ChunkResult | None = None
+    batch: object = None  # its feed's batch key
     saw_nul: bool = False  # files with a NUL byte are not read ahead
 
     def chunks(self) -> Iterator[pd.DataFrame]:
@@ -62,40 +62,61 @@ class ReadAhead:
 
 def read_ahead(
     source: FileSource,
-    objects: Sequence[SourceObject],
+    keys: Sequence[str],
     config: PipelineConfig,
     as_of: datetime | None,
     stack: ExitStack,
-) -> dict[str, ReadAhead]:
-    """Read the small files of ``objects`` (their local copies live as long as ``stack``) and
-    judge those of one feed and context together; by key. A file that cannot be read ahead
-    is left out, to be read as usual."""
+) -> tuple[dict[str, ReadAhead], int]:
+    """Read ahead from the start of ``keys`` (local copies live as long as ``stack``) and
+    judge the files of one feed and context together. The window ends after
+    :data:`WINDOW_FILES` keys or after the file that brings the rows read to ``chunk_rows``
+    (so that memory stays within about two chunks). Returns the files read ahead, by key,
+    and how many keys of ``keys`` the window covers; the others are read as usual."""
     groups: dict[tuple[str, object], list[tuple[ReadAhead, FileContext]]] = {}
     found: dict[str, ReadAhead] = {}
-    budget = MAX_WINDOW_BYTES
-    for obj in objects:
-        feed = FEEDS.get(obj.feed)
-        if feed is None or obj.problem or obj.size > min(MAX_FILE_BYTES, budget):
-            continue
-        context = file_context(obj, config, as_of)
-        key = feed.batch_key(context)
-        if key is None or key_problem(unescape_key(obj.key)) or file_problem(obj, context):
-            continue
-        budget -= obj.size
+    covered = rows = 0
+    for key in keys:
+        if covered == WINDOW_FILES or rows >= config.chunk_rows:
+            break
+        covered += 1
         try:
-            path = stack.enter_context(source.local_copy(obj.key))
-            read = _read_small(feed, obj, path, context)
+            read = _read_ahead_one(source, key, config, as_of, stack)
         except Exception:  # noqa: BLE001 - read as usual, alone, which reports the problem
             continue
         if read is not None:
-            found[obj.key] = read
-            groups.setdefault((feed.name, key), []).append((read, context))
+            found[key], rows = read, rows + len(read.raw)
+            context = file_context(read.obj, config, as_of)
+            groups.setdefault((read.obj.feed, read.batch), []).append((read, context))
     for (feed_name, _), members in groups.items():
         try:
             judge_together(FEEDS[feed_name], members)
         except Exception:  # noqa: BLE001 - each member is judged alone, which reports it
             continue
-    return found
+    return found, covered
+
+
+def _read_ahead_one(
+    source: FileSource,
+    key: str,
+    config: PipelineConfig,
+    as_of: datetime | None,
+    stack: ExitStack,
+) -> ReadAhead | None:
+    """The file under ``key`` read ahead, or None when it is not a small file of a feed
+    that batches, with a safe key and nothing that rejects it before its rows."""
+    obj = source.stat(key)
+    feed = FEEDS.get(obj.feed) if obj is not None else None
+    if obj is None or feed is None or obj.problem or obj.size > MAX_FILE_BYTES:
+        return None
+    context = file_context(obj, config, as_of)
+    batch = feed.batch_key(context)
+    if batch is None or key_problem(unescape_key(key)) or file_problem(obj, context):
+        return None
+    path = stack.enter_context(source.local_copy(key))
+    read = _read_small(feed, obj, path, context)
+    if read is not None:
+        read.batch = batch
+    return read
 
 
 def _read_small(

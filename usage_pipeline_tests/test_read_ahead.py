@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from usage_pipeline import read_ahead as read_ahead_module
 from usage_pipeline.batch import ingest_batch
 from usage_pipeline.config import PipelineConfig
 from usage_pipeline.feeds import FEEDS
@@ -37,7 +38,7 @@ FILES = {
     f"{UA}_c.csv": ["A1,u1,Reports,view,-1,2026-11-20T10:00:00Z", "A1,u4,Reports,view,2,"],
     f"{UA}_d.csv": ["A1,u\0x,Reports,view,1,2026-11-20T10:00:00Z", "A1,u5,Reports,view,1,"],
     f"{UA}_e.csv": "account_id,user_id,module,activity,count,colour\nA1,u1,M,a,1,red\n",
-    f"{UA}_f.csv": [f"A1,u{n},Reports,view,1,2026-11-20T0{n}:00:00Z" for n in range(5)],
+    f"{UA}_f.csv": [f"A1,u{n},Reports,view,1,2026-11-20T0{n}:00:00Z" for n in range(9)],
     "user_activity/usage_2026-11-18_g.csv": ["A1,u1,Reports,view,7,"],
     "account_usage/usage_2026-11-20.csv": "account_id,module,activity,count,date\nA1,M,a,1,\n",
 }
@@ -55,15 +56,16 @@ def test_small_clean_files_are_judged_together_as_each_would_be_alone(
     inbox: Path, night: list[str]
 ) -> None:
     config = PipelineConfig(
-        inbox=str(inbox), warehouse="sqlite://", chunk_rows=4, max_reject_ratio=0.5
+        inbox=str(inbox), warehouse="sqlite://", chunk_rows=8, max_reject_ratio=0.5
     )
     source = LocalFolderSource(inbox)
-    objects = [source.stat(key) for key in night]
     with ExitStack() as stack:
-        found = read_ahead(source, objects, config, AS_OF, stack)
+        found, covered = read_ahead(source, night, config, AS_OF, stack)
 
-        # d: a NUL byte; e: an unknown column; f: two chunks of 4 rows; account_usage: its
-        # feed does not batch. c has a row error and g another drop day: read, judged alone.
+        # d: a NUL byte; e: an unknown column; f: two chunks of 8 rows. c has a row error and
+        # g another drop day: read, but judged alone. g brings the rows read to 3 + 2 + 2 + 1
+        # = 8 = chunk_rows: the window ends there, before the account_usage file.
+        assert covered == 7
         assert sorted(found) == [night[6], f"{UA}_a.csv", f"{UA}_b.csv", f"{UA}_c.csv"]
         judged = sorted(key for key, read in found.items() if read.result is not None)
         assert judged == [f"{UA}_a.csv", f"{UA}_b.csv"]
@@ -82,7 +84,7 @@ def test_small_clean_files_are_judged_together_as_each_would_be_alone(
         feed = FEEDS["user_activity"]
         for key in judged:
             read = found[key]
-            context = file_context(source.stat(key), config, AS_OF)
+            context = file_context(read.obj, config, AS_OF)
             alone = process_chunk(feed, read.raw, context, nul=False)
             assert read.result is not None
             pd.testing.assert_frame_equal(read.result.rows, alone.rows)
@@ -100,13 +102,13 @@ def test_a_batch_loads_what_file_by_file_ingestion_loads(
     source = LocalFolderSource(inbox)
     alone_url = f"sqlite:///{tmp_path / 'alone.db'}"
     alone = PipelineConfig(
-        inbox=str(inbox), warehouse=alone_url, chunk_rows=4, max_reject_ratio=0.5
+        inbox=str(inbox), warehouse=alone_url, chunk_rows=8, max_reject_ratio=0.5
     )
     for key in night:
         ingest_file(get_engine(alone_url), source, source.stat(key), alone, as_of=AS_OF)
 
     config = PipelineConfig(
-        inbox=str(inbox), warehouse=warehouse_url, chunk_rows=4, max_reject_ratio=0.5
+        inbox=str(inbox), warehouse=warehouse_url, chunk_rows=8, max_reject_ratio=0.5
     )
     judged: list[int] = []  # the rows of each user_activity chunk judged
     real = UserActivityFeed.process_chunk
@@ -120,7 +122,7 @@ def test_a_batch_loads_what_file_by_file_ingestion_loads(
 
     # a, b and c together (3 + 2 + 2 rows), then alone: c (a row error), d (clean rows of a
     # file with a NUL byte), f (two chunks), g (the only file of its drop day)
-    assert judged == [7, 2, 1, 4, 1, 1]
+    assert judged == [7, 2, 1, 8, 1, 1]
 
     assert [(o.source_key, o.status, o.rows_loaded, o.rows_rejected) for o in outcomes] == [
         (f"{UA}_a.csv", "loaded", 3, 0),
@@ -128,10 +130,23 @@ def test_a_batch_loads_what_file_by_file_ingestion_loads(
         (f"{UA}_c.csv", "loaded", 1, 1),
         (f"{UA}_d.csv", "loaded", 1, 1),
         (f"{UA}_e.csv", "rejected", 0, 0),
-        (f"{UA}_f.csv", "loaded", 5, 0),
+        (f"{UA}_f.csv", "loaded", 9, 0),
         ("user_activity/usage_2026-11-18_g.csv", "loaded", 1, 0),
         ("account_usage/usage_2026-11-20.csv", "loaded", 1, 0),
     ]
     c = next(o for o in outcomes if o.source_key == f"{UA}_c.csv")
     assert dict(c.failures) == {"count: is negative": 1}
     assert tables(warehouse_url) == tables(alone_url)
+
+
+def test_a_window_looks_at_most_at_window_files_keys(
+    inbox: Path, night: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read_ahead_module, "WINDOW_FILES", 2)
+    config = PipelineConfig(inbox=str(inbox), warehouse="sqlite://")
+    with ExitStack() as stack:
+        found, covered = read_ahead(LocalFolderSource(inbox), night, config, AS_OF, stack)
+
+        assert covered == 2
+        assert sorted(found) == [f"{UA}_a.csv", f"{UA}_b.csv"]
+        assert all(read.result is not None for read in found.values())
