@@ -125,9 +125,14 @@ def _read_small(
     """The file's one chunk, or None when it is not a small, clean file of its feed."""
     config = context.config
     stream = open_csv(path, obj.name, config.max_file_bytes, config.chunk_rows)
-    chunks = list(stream.chunks())
+    chunks = stream.chunks()
+    try:
+        first = next(chunks)
+        more = next(chunks, None) is not None  # a second chunk: read no further
+    finally:
+        chunks.close()
     usual = (
-        len(chunks) != 1
+        more
         or stream.saw_nul
         or feed.extra_columns_allowed
         or feed.surveys(stream.header)
@@ -136,7 +141,7 @@ def _read_small(
     if usual:
         return None
     header, original = stream.header, stream.original_header
-    return ReadAhead(obj, path, sha256_file(path), header, original, chunks[0])
+    return ReadAhead(obj, path, sha256_file(path), header, original, first)
 
 
 def judge_together(feed: Feed, members: list[tuple[ReadAhead, FileContext]]) -> None:

@@ -18,6 +18,7 @@ from usage_pipeline.feeds.base import process_chunk
 from usage_pipeline.feeds.user_activity import UserActivityFeed
 from usage_pipeline.ingest import ingest_file
 from usage_pipeline.read_ahead import read_ahead
+from usage_pipeline.reading import CsvStream
 from usage_pipeline.scan import file_context
 from usage_pipeline.sources.local import LocalFolderSource
 from usage_pipeline.warehouse.engine import get_engine
@@ -150,3 +151,27 @@ def test_a_window_looks_at_most_at_window_files_keys(
         assert covered == 2
         assert sorted(found) == [f"{UA}_a.csv", f"{UA}_b.csv"]
         assert all(read.result is not None for read in found.values())
+
+
+def test_a_file_of_several_chunks_is_read_no_further_than_its_second(
+    inbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [f"A1,u{n},Reports,view,1,2026-11-20T00:00:00Z" for n in range(10)]
+    drop(inbox, f"{UA}_long.csv", lines, header=HEADER, modified=RECEIVED)
+    pulled: list[int] = []
+    real = CsvStream.chunks
+
+    def counting(self):  # type: ignore[no-untyped-def]
+        for chunk in real(self):
+            pulled.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(CsvStream, "chunks", counting)
+    config = PipelineConfig(inbox=str(inbox), warehouse="sqlite://", chunk_rows=2)
+    with ExitStack() as stack:
+        found, covered = read_ahead(
+            LocalFolderSource(inbox), [f"{UA}_long.csv"], config, AS_OF, stack
+        )
+
+    assert (found, covered) == ({}, 1)
+    assert pulled == [2, 2]  # of five chunks: it is read alone, as usual
