@@ -42,18 +42,19 @@ ROW_MASK = (1 << ROW_BITS) - 1
 
 @dataclass
 class ReadAhead:
-    """One small file read ahead: the listing it was read under, its bytes' digest and its
-    one chunk of text cells (as :class:`usage_pipeline.reading.CsvStream` gives them) and,
-    once judged with others of its batch, its :class:`ChunkResult` (None: judge it alone)."""
+    """One small file read ahead: the listing it was read under, its context, its bytes'
+    digest and its one chunk of text cells (as :class:`usage_pipeline.reading.CsvStream`
+    gives them) and, once judged with others of its batch, its :class:`ChunkResult` (None:
+    judge it alone)."""
 
     obj: SourceObject
+    context: FileContext
     path: Path
     sha256: str
     header: list[str]
     original_header: list[str]
     raw: pd.DataFrame
     result: ChunkResult | None = None
-    batch: object = None  # its feed's batch key
     saw_nul: bool = False  # files with a NUL byte are not read ahead
 
     def chunks(self) -> Iterator[pd.DataFrame]:
@@ -72,7 +73,7 @@ def read_ahead(
     :data:`WINDOW_FILES` keys or after the file that brings the rows read to ``chunk_rows``
     (so that memory stays within about two chunks). Returns the files read ahead, by key,
     and how many keys of ``keys`` the window covers; the others are read as usual."""
-    groups: dict[tuple[str, object], list[tuple[ReadAhead, FileContext]]] = {}
+    groups: dict[tuple[str, object], list[ReadAhead]] = {}
     found: dict[str, ReadAhead] = {}
     covered = rows = 0
     for key in keys:
@@ -85,8 +86,8 @@ def read_ahead(
             continue
         if read is not None:
             found[key], rows = read, rows + len(read.raw)
-            context = file_context(read.obj, config, as_of)
-            groups.setdefault((read.obj.feed, read.batch), []).append((read, context))
+            batch = FEEDS[read.obj.feed].batch_key(read.context)
+            groups.setdefault((read.obj.feed, batch), []).append(read)
     for (feed_name, _), members in groups.items():
         try:
             judge_together(FEEDS[feed_name], members)
@@ -109,18 +110,14 @@ def _read_ahead_one(
     if obj is None or feed is None or obj.problem or obj.size > MAX_FILE_BYTES:
         return None
     context = file_context(obj, config, as_of)
-    batch = feed.batch_key(context)
-    if batch is None or key_problem(unescape_key(key)) or file_problem(obj, context):
+    refused = key_problem(unescape_key(key)) or file_problem(obj, context)
+    if feed.batch_key(context) is None or refused:
         return None
-    path = stack.enter_context(source.local_copy(key))
-    read = _read_small(feed, obj, path, context)
-    if read is not None:
-        read.batch = batch
-    return read
+    return _read_small(feed, obj, context, stack.enter_context(source.local_copy(key)))
 
 
 def _read_small(
-    feed: Feed, obj: SourceObject, path: Path, context: FileContext
+    feed: Feed, obj: SourceObject, context: FileContext, path: Path
 ) -> ReadAhead | None:
     """The file's one chunk, or None when it is not a small, clean file of its feed."""
     config = context.config
@@ -141,19 +138,19 @@ def _read_small(
     if usual:
         return None
     header, original = stream.header, stream.original_header
-    return ReadAhead(obj, path, sha256_file(path), header, original, first)
+    return ReadAhead(obj, context, path, sha256_file(path), header, original, first)
 
 
-def judge_together(feed: Feed, members: list[tuple[ReadAhead, FileContext]]) -> None:
+def judge_together(feed: Feed, members: list[ReadAhead]) -> None:
     """One :func:`process_chunk` over the members' chunks (equal batch keys); each member
     without row errors gets its share of the rows as its result."""
     if len(members) < 2:
         return
     frames = [
         read.raw.set_axis(read.raw.index + (position << ROW_BITS))
-        for position, (read, _) in enumerate(members)
+        for position, read in enumerate(members)
     ]
-    result = process_chunk(feed, pd.concat(frames), members[0][1], nul=False)
+    result = process_chunk(feed, pd.concat(frames), members[0].context, nul=False)
     if result.report or result.loaded is not None or result.invalid is not None:
         return  # not a row-by-row result: every member is judged alone
     owners = result.rows["row_number"].to_numpy() >> ROW_BITS
@@ -162,7 +159,7 @@ def judge_together(feed: Feed, members: list[tuple[ReadAhead, FileContext]]) -> 
     bounds = np.searchsorted(owners, np.arange(len(members) + 1))
     with_errors = set((result.errors["row_number"].to_numpy() >> ROW_BITS).tolist())
     no_errors = result.errors.iloc[:0].reset_index(drop=True)
-    for position, (read, _) in enumerate(members):
+    for position, read in enumerate(members):
         if position in with_errors:
             continue
         rows = result.rows.iloc[bounds[position] : bounds[position + 1]].reset_index(drop=True)

@@ -86,6 +86,7 @@ def test_small_clean_files_are_judged_together_as_each_would_be_alone(
         for key in judged:
             read = found[key]
             context = file_context(read.obj, config, AS_OF)
+            assert read.context == context
             alone = process_chunk(feed, read.raw, context, nul=False)
             assert read.result is not None
             pd.testing.assert_frame_equal(read.result.rows, alone.rows)
