@@ -58,8 +58,8 @@ WITH RECURSIVE members AS (
     FROM closure AS c LEFT JOIN resolved AS r ON r.account_id = c.descendant
     GROUP BY c.ancestor
 ), subtree_modules AS (
-    SELECT c.ancestor AS account_id, m.module, SUM(m.a1) AS a1, SUM(m.a7) AS a7,
-        SUM(m.a30) AS a30, SUM(m.prev30) AS prev30
+    SELECT c.ancestor AS account_id, m.module, {sum}(m.a1) AS a1, {sum}(m.a7) AS a7,
+        {sum}(m.a30) AS a30, {sum}(m.prev30) AS prev30
     FROM closure AS c JOIN modules AS m ON m.account_id = c.descendant
     GROUP BY c.ancestor, m.module
 ), user_days AS (
@@ -82,9 +82,9 @@ WITH RECURSIVE members AS (
     UNION ALL
     SELECT account_id, 0, NULL, 0, 0, 0, 0, NULL, on1, on7, 1 FROM subtree_users
 ), per_subtree AS (
-    SELECT account_id, SUM(size) AS size, MAX(last_date) AS last_date, SUM(a1) AS a1,
-        SUM(a7) AS a7, SUM(a30) AS a30, SUM(prev30) AS prev30, {top_module} AS top,
-        SUM(u1) AS u1, SUM(u7) AS u7, SUM(u30) AS u30
+    SELECT account_id, {sum}(size) AS size, MAX(last_date) AS last_date, {sum}(a1) AS a1,
+        {sum}(a7) AS a7, {sum}(a30) AS a30, {sum}(prev30) AS prev30, {top_module} AS top,
+        {sum}(u1) AS u1, {sum}(u7) AS u7, {sum}(u30) AS u30
     FROM facts GROUP BY account_id
 )
 SELECT {day}, account_id, size, u1, u7, u30, a1, a7, a30,

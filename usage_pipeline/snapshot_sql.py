@@ -9,15 +9,16 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 
 from usage_pipeline.activity_state import StateSpec, days_list, month_days
+from usage_pipeline.warehouse.functions import count_sum
 
 # Per account and module, the window's counts (1d, 7d, 30d, the previous 30d) and last
 # active day: the window's rows of account_activity_daily grouped once.
 ACCOUNT_MODULES = """modules AS (
     SELECT account_id, module,
-        SUM(CASE WHEN activity_date = :s THEN count ELSE 0 END) AS a1,
-        SUM(CASE WHEN activity_date >= :d7 THEN count ELSE 0 END) AS a7,
-        SUM(CASE WHEN activity_date >= :d30 THEN count ELSE 0 END) AS a30,
-        SUM(CASE WHEN activity_date < :d30 THEN count ELSE 0 END) AS prev30,
+        {sum}(CASE WHEN activity_date = :s THEN count ELSE 0 END) AS a1,
+        {sum}(CASE WHEN activity_date >= :d7 THEN count ELSE 0 END) AS a7,
+        {sum}(CASE WHEN activity_date >= :d30 THEN count ELSE 0 END) AS a30,
+        {sum}(CASE WHEN activity_date < :d30 THEN count ELSE 0 END) AS prev30,
         MAX(CASE WHEN count > 0 THEN activity_date END) AS last_in_window
     FROM account_activity_daily WHERE activity_date BETWEEN :p30 AND :s
     GROUP BY account_id, module
@@ -41,9 +42,10 @@ LAST_DATE = """CASE
 
 def dialect_sql(conn: sa.Connection) -> dict[str, str]:
     """The expressions whose spelling differs between PostgreSQL and SQLite (binary order
-    for text, as SQLite compares)."""
+    for text, as SQLite compares; ``sum``: the aggregate summing counts)."""
     if conn.dialect.name == "postgresql":
         return {
+            "sum": count_sum(conn),
             "day": "CAST(:s AS date)",
             "days_since": "(CAST(:s AS date) - {col})",
             "first_key": 'MIN(top_key COLLATE "C")',
@@ -51,6 +53,7 @@ def dialect_sql(conn: sa.Connection) -> dict[str, str]:
             "user": 'user_id COLLATE "C"',
         }
     return {
+        "sum": count_sum(conn),
         "day": ":s",
         "days_since": "CAST(julianday(:s) - julianday({col}) AS INTEGER)",
         "first_key": "MIN(top_key)",
@@ -96,10 +99,11 @@ def statement(
     template: str, conn: sa.Connection, snapshot_date: date, spec: StateSpec, cutoff: str
 ) -> tuple[sa.TextClause, dict[str, date]]:
     """A snapshot ``template`` for ``snapshot_date`` and its parameters. Its placeholders:
-    ``{day}``, ``{days_since}`` (of ``last_date``), ``{top_key}`` (of a
-    ``modules`` row) and ``{top_module}`` (of the ``top_key`` of an owner's rows), ``{modules}``
-    (:data:`ACCOUNT_MODULES`) and ``{last_date}`` (:data:`LAST_DATE` for ``spec``'s owners,
-    reading history before the window start named ``cutoff``)."""
+    ``{sum}`` (the aggregate summing counts), ``{day}``, ``{days_since}`` (of
+    ``last_date``), ``{top_key}`` (of a ``modules`` row) and ``{top_module}`` (of the
+    ``top_key`` of an owner's rows), ``{modules}`` (:data:`ACCOUNT_MODULES`) and
+    ``{last_date}`` (:data:`LAST_DATE` for ``spec``'s owners, reading history before the
+    window start named ``cutoff``)."""
     parts = dialect_sql(conn)
     bounds = windows(snapshot_date)
     before, extra = last_active_before(spec, bounds[cutoff], "b")
@@ -108,8 +112,9 @@ def statement(
         top_module=TOP_MODULE.format(first_key=parts["first_key"]),
         day=parts["day"],
         days_since=parts["days_since"].format(col="last_date"),
-        modules=ACCOUNT_MODULES,
+        modules=ACCOUNT_MODULES.format(sum=parts["sum"]),
         last_date=LAST_DATE.format(before=before),
+        sum=parts["sum"],
     )
     params = {k: v for k, v in {**bounds, **extra}.items() if f":{k}" in sql}
     text = sa.text(sql).bindparams(*(sa.bindparam(name, type_=sa.Date) for name in params))

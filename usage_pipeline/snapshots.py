@@ -67,9 +67,9 @@ WITH {modules}, users AS (
     UNION ALL
     SELECT account_id, NULL, 0, 0, 0, 0, NULL, NULL, u1, u7, u30 FROM users
 ), per_account AS (
-    SELECT account_id, MAX(state_last) AS state_last, SUM(a1) AS a1, SUM(a7) AS a7,
-        SUM(a30) AS a30, SUM(prev30) AS prev30, MAX(last_in_window) AS last_in_window,
-        {top_module} AS top, SUM(u1) AS u1, SUM(u7) AS u7, SUM(u30) AS u30
+    SELECT account_id, MAX(state_last) AS state_last, {sum}(a1) AS a1, {sum}(a7) AS a7,
+        {sum}(a30) AS a30, {sum}(prev30) AS prev30, MAX(last_in_window) AS last_in_window,
+        {top_module} AS top, {sum}(u1) AS u1, {sum}(u7) AS u7, {sum}(u30) AS u30
     FROM facts GROUP BY account_id
 ), resolved AS (
     SELECT p.*, {last_date} AS last_date FROM per_account AS p
@@ -86,8 +86,8 @@ INSERT INTO user_usage_snapshot (
     activity_7d, activity_30d, top_module_30d)
 WITH modules AS (
     SELECT account_id, user_id, module,
-        SUM(CASE WHEN activity_date >= :d7 THEN count ELSE 0 END) AS a7,
-        SUM(count) AS a30,
+        {sum}(CASE WHEN activity_date >= :d7 THEN count ELSE 0 END) AS a7,
+        {sum}(count) AS a30,
         MAX(CASE WHEN count > 0 THEN activity_date END) AS last_in_window
     FROM user_activity_daily WHERE activity_date BETWEEN :d30 AND :s
     GROUP BY account_id, user_id, module
@@ -98,8 +98,8 @@ WITH modules AS (
     UNION ALL
     SELECT account_id, user_id, NULL, a7, a30, last_in_window, {top_key} FROM modules
 ), per_user AS (
-    SELECT account_id, user_id, MAX(state_last) AS state_last, SUM(a7) AS a7,
-        SUM(a30) AS a30, MAX(last_in_window) AS last_in_window, {top_module} AS top
+    SELECT account_id, user_id, MAX(state_last) AS state_last, {sum}(a7) AS a7,
+        {sum}(a30) AS a30, MAX(last_in_window) AS last_in_window, {top_module} AS top
     FROM facts GROUP BY account_id, user_id
 ), resolved AS (
     SELECT p.*, {last_date} AS last_date FROM per_user AS p

@@ -21,7 +21,7 @@ FROM (
     SELECT account_id, user_id, a30,
         ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY a30 DESC, {user} ASC) AS top_rank
     FROM (
-        SELECT account_id, user_id, SUM(count) AS a30
+        SELECT account_id, user_id, {sum}(count) AS a30
         FROM user_activity_daily WHERE activity_date BETWEEN :d30 AND :s
         GROUP BY account_id, user_id
     ) AS users
@@ -36,7 +36,7 @@ def top_users_statement(
 ) -> tuple[sa.TextClause, dict[str, date]]:
     """The INSERT of ``account_top_users`` for one date and its parameters."""
     parts = dialect_sql(conn)
-    sql = _TOP_USERS_SQL.format(day=parts["day"], user=parts["user"])
+    sql = _TOP_USERS_SQL.format(day=parts["day"], user=parts["user"], sum=parts["sum"])
     window = windows(snapshot_date)
     params = {"s": window["s"], "d30": window["d30"]}
     return sa.text(sql).bindparams(*(sa.bindparam(n, type_=sa.Date) for n in params)), params

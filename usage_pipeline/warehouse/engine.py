@@ -14,6 +14,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
+from usage_pipeline.warehouse.functions import create_functions
 from usage_pipeline.warehouse.migrations import migrate
 from usage_pipeline.warehouse.tables import metadata
 from usage_pipeline.wording import name_list
@@ -224,8 +225,9 @@ def read_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 # Raise with every change an existing warehouse must be migrated to (3: account_top_users,
 # lower-cased events property keys, row numbers in the contribution tables, the ledger
-# status 'reverted'; 4: accounts.parent_account_id, account_hierarchy_snapshot).
-SCHEMA_VERSION = "4"
+# status 'reverted'; 4: accounts.parent_account_id, account_hierarchy_snapshot; 5: the
+# aggregate usage_sum on PostgreSQL).
+SCHEMA_VERSION = "5"
 SCHEMA_KEY = "schema_version"
 
 
@@ -241,6 +243,7 @@ def create_tables(engine: sa.Engine) -> None:
         if version == SCHEMA_VERSION:
             return
         metadata.create_all(conn, checkfirst=True)
+        create_functions(conn)
         for table in metadata.sorted_tables:
             if table.name in existing:  # indexes added to tables an older version created
                 for index in table.indexes:

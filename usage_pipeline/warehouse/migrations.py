@@ -8,6 +8,8 @@ runs inside the upgrade's transaction and checks what exists, so a rerun is safe
 - schema 4: ``parent_account_id`` in ``accounts`` and ``account_observations`` (the account
   hierarchy; accounts loaded before have none, i.e. are top-level); the new
   ``account_hierarchy_snapshot`` is created like any new table.
+- schema 5: the aggregate ``usage_sum`` (PostgreSQL), created like a new table by
+  :func:`usage_pipeline.warehouse.functions.create_functions`.
 """
 
 from __future__ import annotations
