@@ -1,6 +1,7 @@
-"""``usage_sum``, the aggregate the snapshots sum counts with: the values of ``SUM`` on both
-databases, an error (never a wrapped value) past BIGINT, and created on a warehouse an older
-version made (schema 4)."""
+"""The warehouse's own aggregate and settings: ``usage_sum``, with which the snapshots sum
+counts, gives the values of ``SUM`` on both databases, an error (never a wrapped value) past
+BIGINT, and is created on a warehouse an older version made (schema 4); SQLite connections
+sort with helper threads."""
 
 from __future__ import annotations
 
@@ -55,3 +56,10 @@ def test_a_schema_4_postgres_warehouse_gets_usage_sum(pg_url: str) -> None:
 
     assert sums == [(1, 9000000000005), (2, None), (3, -4)]
     assert version == SCHEMA_VERSION == "5"
+
+
+def test_sqlite_connections_sort_with_helper_threads(sqlite_url: str) -> None:
+    with get_engine(sqlite_url).connect() as conn:
+        threads = conn.exec_driver_sql("PRAGMA threads").scalar()
+
+    assert threads == 2
