@@ -24,7 +24,8 @@ What one run does:
      the file's bytes into an UNLOGGED table, then one ``INSERT ... SELECT ... GROUP BY``
      into a table keyed like ``user_activity_daily``; SQLite ``executemany`` of the rows
      (read with the ``csv`` module, in batches, one transaction) into a plain table, then
-     the same ``GROUP BY`` insert.
+     the same ``GROUP BY`` insert, on a connection with the pipeline's pragmas (WAL,
+     ``synchronous=NORMAL``, two helper threads for large sorts).
 
    Every measurement runs in its own freshly spawned process, so its peak RSS
    (``ru_maxrss``) is its own.
@@ -71,6 +72,7 @@ from usage_pipeline.ingest import ingest_file
 from usage_pipeline.sources.local import LocalFolderSource
 from usage_pipeline.warehouse.engine import (
     AGGREGATE_SETTINGS,
+    SQLITE_SORT_THREADS,
     dispose_engines,
     get_engine,
     normalise_url,
@@ -318,13 +320,15 @@ def _csv_batches(path: str, size: int) -> Iterator[list[list[str]]]:
 def measure_sqlite_baseline(db_path: str, csv_path: str) -> Measurement:
     """``executemany`` the rows into a plain table, then one GROUP BY insert (child process).
 
-    The connection uses the pipeline's pragmas (WAL, ``synchronous=NORMAL``).
+    The connection uses the pipeline's pragmas (WAL, ``synchronous=NORMAL``, two helper
+    threads for large sorts).
     """
     result = Measurement("baseline")
     conn = sqlite3.connect(db_path, isolation_level=None, timeout=120)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA threads={SQLITE_SORT_THREADS}")
         conn.execute(
             "CREATE TABLE baseline_raw (account_id TEXT, user_id TEXT, module TEXT,"
             ' activity TEXT, count INTEGER, "timestamp" TEXT)'
