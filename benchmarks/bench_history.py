@@ -78,11 +78,13 @@ def populate(url: str, days: int, users: int, rows_per_day: int) -> None:
             f" 'm' || (r.n {mod} 12), 'act' || (r.n / {users}), 1 + (r.n {mod} 50)"
             f" FROM {day_numbers} AS d CROSS JOIN {rows} AS r ORDER BY d.n DESC, r.n"
         )
-        # Rows are laid down oldest day first, as night after night of rollups lay them
-        # (a PostgreSQL heap keeps insertion order: a window's rows stay together)
+        # Rows are laid down as night after night of rollups lay them: oldest day first, each
+        # day in key order (the user rollup inserts ORDER BY its key; a PostgreSQL heap and
+        # SQLite's rowids keep insertion order, so a window's rows stay together, in key order)
         conn.exec_driver_sql(
             "INSERT INTO user_activity_daily SELECT activity_date, account_id, user_id, module,"
-            " activity, count FROM user_activity_contributions ORDER BY activity_date"
+            " activity, count FROM user_activity_contributions"
+            " ORDER BY activity_date, account_id, user_id, module, activity"
         )
         conn.exec_driver_sql(
             "INSERT INTO account_activity_daily SELECT activity_date, account_id, module,"
