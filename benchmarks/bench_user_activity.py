@@ -25,7 +25,7 @@ What one run does:
      into a table keyed like ``user_activity_daily``; SQLite ``executemany`` of the rows
      (read with the ``csv`` module, in batches, one transaction) into a plain table, then
      the same ``GROUP BY`` insert, on a connection with the pipeline's pragmas (WAL,
-     ``synchronous=NORMAL``, two helper threads for large sorts).
+     ``synchronous=NORMAL``, two worker threads for large sorts).
 
    Every measurement runs in its own freshly spawned process, so its peak RSS
    (``ru_maxrss``) is its own.

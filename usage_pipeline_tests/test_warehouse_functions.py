@@ -1,7 +1,7 @@
 """The warehouse's own aggregate and settings: ``usage_sum``, with which the snapshots sum
 counts, gives the values of ``SUM`` on both databases, an error (never a wrapped value) past
 BIGINT, and is created on a warehouse an older version made (schema 4); SQLite connections
-sort with helper threads."""
+sort with worker threads."""
 
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ SQLITE_SORT_THREADS = 2
 
 def _configure_sqlite(engine: sa.Engine) -> None:
     """WAL for readers beside the one writer; BEGIN IMMEDIATE so writers queue, not deadlock;
-    helper threads for large sorts."""
+    worker threads for large sorts."""
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
