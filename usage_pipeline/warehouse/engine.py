@@ -106,7 +106,7 @@ def tune_for_aggregates(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"SET LOCAL {name} = '{value}'")
 
 
-# Helper threads SQLite may start for one statement's large sort (one that spills past the
+# Worker threads SQLite may start for one statement's large sort (one that spills past the
 # page cache, such as a snapshot's window grouped per user and module): its pieces are sorted
 # in parallel. The 100,000-user snapshot took 11.5 s instead of 15.8 s on a 2-core machine.
 SQLITE_SORT_THREADS = 2
