@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from usage_pipeline.cli.process import freeze_survivors
+
 if TYPE_CHECKING:
     from usage_pipeline.config import PipelineConfig
     from usage_pipeline.runner import RunReport
@@ -70,6 +72,8 @@ def guarded(command: Callable[..., int | None]) -> Callable[..., None]:
             if message is None:
                 raise
             _fail(message)
+        finally:
+            freeze_survivors()  # the process exits now: spare it a last full collection
         sys.exit(code or EXIT_OK)
 
     return wrapper

@@ -7,14 +7,13 @@ from __future__ import annotations
 import click
 
 from usage_pipeline.cli.common import QUIET, CannotRun, config_option, guarded, load, print_report
-from usage_pipeline.cli.quiet import quiet_dagster
+from usage_pipeline.cli.process import dagster_instance
 
 REVERT, REPROCESS = "revert_file", "reprocess_file"
 
 
 def _act(config_file: str | None, key: str, op: str) -> int:
     from usage_pipeline.defs.files.actions import REPROCESS_JOB, REVERT_JOB
-    from usage_pipeline.instance import open_instance
     from usage_pipeline.revert import reprocess_problem, revert_problem
     from usage_pipeline.runner import act_on_file
     from usage_pipeline.sources import UnsafeKeyError, check_key, open_source
@@ -36,7 +35,7 @@ def _act(config_file: str | None, key: str, op: str) -> int:
     if problem:
         raise CannotRun(problem)
     job = REVERT_JOB if op == REVERT else REPROCESS_JOB
-    with quiet_dagster(), open_instance() as instance:
+    with dagster_instance() as instance:
         report = act_on_file(config, instance, job, op, key, log_level=QUIET)
     print_report(report)
     return report.exit_code

@@ -18,9 +18,8 @@ from usage_pipeline.cli.common import (
     load,
     print_report,
 )
-from usage_pipeline.cli.quiet import quiet_dagster
+from usage_pipeline.cli.process import dagster_instance
 from usage_pipeline.cli.status import print_status, print_table_counts
-from usage_pipeline.instance import open_instance
 
 if TYPE_CHECKING:
     from usage_pipeline.config import PipelineConfig
@@ -57,7 +56,7 @@ def run(
     config = load(config_file, inbox=inbox, warehouse=warehouse)
     moment = _parse_as_of(as_of, config)
     get_engine(config.warehouse)
-    with quiet_dagster(), open_instance() as instance:
+    with dagster_instance() as instance:
         report = run_pipeline(config, instance, as_of=moment, log_level=QUIET)
     print_report(report)
     return report.exit_code
@@ -85,7 +84,7 @@ def demo(config_file: str | None, nights: int) -> int:
     get_engine(config.warehouse)
     worst = EXIT_OK
     today = datetime.now(config.tz).date()
-    with quiet_dagster(), open_instance() as instance:
+    with dagster_instance() as instance:
 
         def run_night(night: date, morning: datetime, drops: list[Any]) -> None:
             nonlocal worst
@@ -146,7 +145,7 @@ def ingest(config_file: str | None, key: str) -> int:
     source = open_source(config.inbox, config.s3_endpoint_url)
     if source.stat(key) is None:
         raise CannotRun(f"File {key} is no longer in the inbox {config.inbox}.")
-    with quiet_dagster(), open_instance() as instance:
+    with dagster_instance() as instance:
         report = force_ingest(config, instance, key, log_level=QUIET)
     print_report(report)
     return report.exit_code
