@@ -11,6 +11,7 @@ The steps live in their own modules: :mod:`ledger` (claim, duplicates, final sta
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import date, datetime
 from pathlib import Path
@@ -92,7 +93,10 @@ def ingest_file(
         file_id, status = claim(engine, obj, sha)
         if not may_process(status, force, reload):
             return existing_outcome(engine, file_id)
-        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="usage_pipeline_")))
+
+        def folder() -> Path:  # the error log's, made on its first error
+            return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="usage_pipeline_")))
+
         version = Version(obj, sha, file_id, path, ahead)
         context = file_context(obj, config, as_of)
         return _ingest_claimed(engine, source, version, context, folder, force, reload)
@@ -114,7 +118,7 @@ def _ingest_claimed(
     source: FileSource,
     version: Version,
     context: FileContext,
-    folder: Path,
+    folder: Callable[[], Path],
     force: bool,
     reload: bool,
 ) -> IngestOutcome:
@@ -143,7 +147,7 @@ def _process(
     conn: sa.Connection,
     version: Version,
     context: FileContext,
-    folder: Path,
+    folder: Callable[[], Path],
     forced: bool,
     retired: set[date],
 ) -> tuple[IngestOutcome, ErrorLog | None]:

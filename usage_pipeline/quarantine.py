@@ -16,8 +16,9 @@ Everything is streamed through temporary files: memory stays bounded however man
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 import pandas as pd
 
@@ -31,48 +32,104 @@ ERRORS_SUFFIX = ".errors.csv"
 REJECTS_SUFFIX = ".rejects.csv"
 
 
+class _OpenFiles:
+    """An error log's three files, open for writing."""
+
+    def __init__(self, errors: TextIO, rows: TextIO, numbers: TextIO) -> None:
+        self.handles = (errors, rows, numbers)
+        self.errors, self.rows, self.numbers = csv.writer(errors), csv.writer(rows), numbers
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.close()
+
+
 class ErrorLog:
     """Streams per-cell errors to temporary files: ``errors.csv`` for the user (original
     columns + row_number, column, error), ``rejected_rows.csv`` for the ``rejected_rows``
-    table and the ascending numbers of the rejected rows (for the rejects file)."""
+    table and the ascending numbers of the rejected rows (for the rejects file).
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.errors_path = folder / "errors.csv"
-        self.rows_path = folder / "rejected_rows.csv"
-        self.numbers_path = folder / "rejected_row_numbers.txt"
+    Nothing touches the disk before the first error, or before a file's path is asked for
+    (its headers are written then): most files have no error, and a night of small files
+    would otherwise pay a folder and three files for each. ``folder`` makes the folder."""
+
+    def __init__(self, folder: Callable[[], Path]) -> None:
+        self._make_folder = folder
+        self._folder: Path | None = None
+        self._files: _OpenFiles | None = None
+        self._closed = False
         self._header: list[str] | None = None
-        self._errors_handle = self.errors_path.open("w", newline="", encoding="utf-8")
-        self._rows_handle = self.rows_path.open("w", newline="", encoding="utf-8")
-        self._numbers_handle = self.numbers_path.open("w", encoding="ascii")
-        self._errors = csv.writer(self._errors_handle)
-        self._rows = csv.writer(self._rows_handle)
-        self._rows.writerow(["row_number", "column_name", "value", "error"])
         self.count = 0
         self.first: str | None = None
         # set when the file is rejected as a whole for its rows: every data row is rejected
         self.every_row_rejected = False
 
+    @property
+    def folder(self) -> Path:
+        """The log's folder, its files written (their headers at least)."""
+        return self._opened()
+
+    def _opened(self) -> Path:
+        """Make the folder and open the files, once."""
+        if self._folder is None:
+            self._folder = self._make_folder()
+            self._open(self._folder)
+        return self._folder
+
+    def _writing(self) -> _OpenFiles:
+        """The open files (opened on the first error)."""
+        self._opened()
+        if self._files is None:
+            raise RuntimeError("An error was added to a closed error log.")
+        return self._files
+
+    @property
+    def errors_path(self) -> Path:
+        return self.folder / "errors.csv"
+
+    @property
+    def rows_path(self) -> Path:
+        return self.folder / "rejected_rows.csv"
+
+    @property
+    def numbers_path(self) -> Path:
+        return self.folder / "rejected_row_numbers.txt"
+
+    def _open(self, folder: Path) -> None:
+        """Create the three files with their headers (closed again if the log is)."""
+        self.start([])
+        files = _OpenFiles(
+            (folder / "errors.csv").open("w", newline="", encoding="utf-8"),
+            (folder / "rejected_rows.csv").open("w", newline="", encoding="utf-8"),
+            (folder / "rejected_row_numbers.txt").open("w", encoding="ascii"),
+        )
+        files.errors.writerow([*(self._header or []), "row_number", "column", "error"])
+        files.rows.writerow(["row_number", "column_name", "value", "error"])
+        if self._closed:
+            files.close()
+        else:
+            self._files = files
+
     def start(self, original_header: list[str]) -> None:
-        """Write the errors.csv header once the file's own header is known."""
+        """Note the file's own header (the first one given), for errors.csv's columns."""
         if self._header is None:
             self._header = original_header
-            self._errors.writerow([*original_header, "row_number", "column", "error"])
 
     def add(self, raw: pd.DataFrame, errors: pd.DataFrame) -> None:
         """Record one chunk's errors (chunks come in file order)."""
         if errors.empty:
             return
+        files = self._writing()
         originals = raw.loc[errors["row_number"].to_numpy()].astype(object)
         originals = originals.where(originals.notna(), "")
         records = errors.itertuples(index=False, name=None)
         for values, (row, column, value, error) in zip(
             originals.itertuples(index=False, name=None), records, strict=True
         ):
-            self._errors.writerow([*values, row, column, error])
-            self._rows.writerow([row, column, value, error])
+            files.errors.writerow([*values, row, column, error])
+            files.rows.writerow([row, column, value, error])
         numbers = sorted({int(n) for n in errors["row_number"]})
-        self._numbers_handle.write("".join(f"{n}\n" for n in numbers))
+        files.numbers.write("".join(f"{n}\n" for n in numbers))
         if self.first is None:
             first = errors.iloc[0]
             self.first = (
@@ -82,12 +139,14 @@ class ErrorLog:
 
     def add_file_error(self, reason: str) -> None:
         self.start([])
-        self._errors.writerow([*([""] * len(self._header or [])), "", "", reason])
+        self._writing().errors.writerow([*([""] * len(self._header or [])), "", "", reason])
 
     def close(self) -> None:
         self.start([])
-        for handle in (self._errors_handle, self._rows_handle, self._numbers_handle):
-            handle.close()
+        self._closed = True
+        if self._files is not None:
+            self._files.close()
+            self._files = None
 
     def rejected_row_numbers(self) -> Iterator[int] | None:
         """The rejected rows' numbers in file order; None when every row is rejected."""
@@ -169,7 +228,7 @@ def quarantine(
     return source.write_quarantine(obj.key, files)
 
 
-def file_error_log(folder: Path, sentence: str) -> ErrorLog:
+def file_error_log(folder: Callable[[], Path], sentence: str) -> ErrorLog:
     """The error log of a file rejected before its rows were read: one file-level line."""
     log = ErrorLog(folder)
     log.add_file_error(sentence)

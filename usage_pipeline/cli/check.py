@@ -85,7 +85,7 @@ def check(file: str, feed: str, import_name: str | None, config_file: str | None
     obj = SourceObject(key=f"{feed}/{path.name}", size=path.stat().st_size, last_modified=modified)
     context = file_context(obj, config, import_name=import_name)
     with tempfile.TemporaryDirectory(prefix="usage_pipeline_check_") as folder:
-        log = ErrorLog(Path(folder))
+        log = ErrorLog(lambda: Path(folder))
         try:
             scan, rejected_reason = check_file(
                 obj, path, context, log, lambda: _dry_run_connection(config)
