@@ -24,6 +24,7 @@ from usage_pipeline.cli.common import (
     guarded,
     load,
 )
+from usage_pipeline.cli.process import freeze_survivors
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -75,6 +76,7 @@ def check(file: str, feed: str, import_name: str | None, config_file: str | None
     from usage_pipeline.scan import file_context
     from usage_pipeline.sources import SourceObject
 
+    freeze_survivors()  # the modules live until exit; the file's chunks are collected as usual
     config = load(config_file)
     if feed == "events" and import_name is not None:
         from usage_pipeline.feed_headers import template as header

@@ -8,7 +8,9 @@ run, about a second of a night of 200 small files and 0.6 s of a no-op run's exi
 collector's permanent generation (``gc.freeze``), where no collection walks them again.
 Until then the program defers full collections: while it imports and opens the instance,
 what it allocates is all long-lived, and each full collection would walk it for nothing
-(four of them, 0.3 s, before a night's first run). Young objects are still collected.
+(four of them, 0.3 s, before a night's first run). Young objects are still collected. A
+verb freezes once its modules are loaded (``check`` before it reads the file, the verbs that
+run Dagster jobs once the instance is open) and, every verb, before it exits.
 
 Only the program's own process does that (:func:`program`, the console script): frozen
 objects are never collected, so a caller running the commands inside its own long process
