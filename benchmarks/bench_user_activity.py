@@ -320,7 +320,7 @@ def _csv_batches(path: str, size: int) -> Iterator[list[list[str]]]:
 def measure_sqlite_baseline(db_path: str, csv_path: str) -> Measurement:
     """``executemany`` the rows into a plain table, then one GROUP BY insert (child process).
 
-    The connection uses the pipeline's pragmas (WAL, ``synchronous=NORMAL``, two helper
+    The connection uses the pipeline's pragmas (WAL, ``synchronous=NORMAL``, two worker
     threads for large sorts).
     """
     result = Measurement("baseline")
