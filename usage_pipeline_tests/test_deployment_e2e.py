@@ -31,6 +31,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from usage_pipeline.defs.tags import AS_OF_TAG
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +44,10 @@ RUN_TIMEOUT = 150.0
 POLL = 2.0
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
-YESTERDAY = (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
+# The moment the test's days are taken from; the drop watch is run as of it, so a run that
+# crosses midnight (UTC) does not move the due day under the test.
+NOW = datetime.now(timezone.utc)
+YESTERDAY = (NOW - timedelta(days=1)).date().isoformat()
 DROP_KEY = f"user_activity/usage_{YESTERDAY}.csv"
 DROP = (
     "account_id,user_id,module,activity,count,timestamp\n"
@@ -247,7 +252,7 @@ class Deployment:
         assert data["__typename"] == "Runs", self.diagnostics("runsOrError failed")
         return data["results"]
 
-    def launch(self, job: str) -> str:
+    def launch(self, job: str, tags: dict[str, str] | None = None) -> str:
         params = {
             "selector": {
                 "repositoryLocationName": LOCATION,
@@ -255,6 +260,9 @@ class Deployment:
                 "jobName": job,
             },
             "runConfigData": {},
+            "executionMetadata": {
+                "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]
+            },
         }
         answer = self.graphql(LAUNCH_MUTATION, {"executionParams": params})["launchRun"]
         assert answer["__typename"] == "LaunchRunSuccess", self.diagnostics(f"launching {job}")
@@ -499,7 +507,7 @@ def test_drop_watch_job_launched_over_graphql(
     deployment = deployments[name]
     deployment.wait_for("the sensor runs", lambda: _sensor_runs_done(deployment))
 
-    run_id = deployment.launch("drop_watch_job")
+    run_id = deployment.launch("drop_watch_job", tags={AS_OF_TAG: NOW.isoformat()})
 
     assert deployment.wait_run(run_id) == "SUCCESS", deployment.diagnostics("drop_watch_job")
     executions = [
