@@ -8,16 +8,22 @@ from contextlib import contextmanager
 import pandas as pd
 import sqlalchemy as sa
 
+from usage_pipeline.warehouse.sqlite_append import overlapped_appender
+
 Writer = Callable[[pd.DataFrame], int]
 
 
 @contextmanager
-def bulk_writer(conn: sa.Connection, table: sa.Table, columns: list[str]) -> Iterator[Writer]:
+def bulk_writer(
+    conn: sa.Connection, table: sa.Table, columns: list[str], *, overlap: bool = False
+) -> Iterator[Writer]:
     """A writer appending DataFrames (with exactly ``columns``) inside the caller's transaction.
 
     On PostgreSQL one ``COPY … FROM STDIN (FORMAT csv)`` stays open for every frame written,
-    so the server ingests one chunk while the client prepares the next. Nothing else may be
-    executed on ``conn`` until the context exits.
+    so the server ingests one chunk while the client prepares the next. On SQLite, with
+    ``overlap`` (a file read chunk by chunk), large frames are written on a writer thread
+    while the caller reads the next (:mod:`usage_pipeline.warehouse.sqlite_append`).
+    Nothing else may be executed on ``conn`` until the context exits.
     """
     if conn.dialect.name == "postgresql":
         from psycopg import sql
@@ -46,7 +52,11 @@ def bulk_writer(conn: sa.Connection, table: sa.Table, columns: list[str]) -> Ite
             conn.exec_driver_sql(insert, _python_rows(frame, columns))
         return len(frame)
 
-    yield write_rows
+    if not overlap:
+        yield write_rows
+        return
+    with overlapped_appender(conn, table, columns, write_rows) as write:
+        yield write
 
 
 def csv_buffer(frame: pd.DataFrame) -> memoryview | bytes:
