@@ -75,6 +75,19 @@ def test_the_rule_itself() -> None:
     ]
 
 
+def test_utc_cells_read_alike_with_or_without_blanks_or_other_values() -> None:
+    clean = ["2026-11-20T10:00:00Z", "2026-11-20 10:00:01.123456789Z", "2026-11-20T10:00Z"]
+    expected = [
+        "2026-11-20T10:00:00+00:00",
+        "2026-11-20T10:00:01.123456+00:00",  # kept to the microsecond
+        "2026-11-20T10:00:00+00:00",
+    ]
+    for cells in (clean, [f"{clean[0]} ", *clean[1:]], [*clean, 5]):
+        parsed = parse_instants(pd.Series(cells, dtype=object), NY)
+        extra = ["1970-01-01T00:00:05+00:00"] if len(cells) == 4 else []  # 5: epoch seconds
+        assert [t.isoformat() for t in parsed] == expected + extra
+
+
 def test_user_activity(inbox: Path, warehouse_url: str, instance) -> None:
     lines = [f"A1,u{n},Reports,view,1,{cell}" for n, (cell, _) in enumerate(CASES)]
     key = "user_activity/usage_2026-11-19.csv"
