@@ -7,10 +7,11 @@ GIL back after every row, and beside a busy thread it waits for it once per row 
 300,000 rows went from 0.8 s to 2.8 s beside a thread parsing CSV).
 
 Only frames whose every value survives JSON exactly go this way: signed integer columns and
-text columns (``str`` or missing). Anything else, and any frame under
-:data:`BACKGROUND_MIN_ROWS` (a small file's one chunk), is written at once by the caller's
-``executemany``, after the writer has finished: the connection is never used by two threads
-at a time.
+text columns (``str`` or missing); a slice holding a NUL character, which JSON cannot carry
+into SQLite, is written by ``executemany`` on the writer thread. Any other frame, and any
+frame under :data:`BACKGROUND_MIN_ROWS` (a small file's one chunk), is written at once by
+the caller's ``executemany``, after the writer has finished: the connection is never used
+by two threads at a time.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def overlapped_appender(
     conn: sa.Connection,
     table: sa.Table,
     columns: list[str],
-    write_now: Callable[[pd.DataFrame], None],
+    write_now: Callable[[pd.DataFrame], object],
 ) -> Iterator[Frame]:
     """A writer of frames into ``table`` inside the caller's transaction: large frames of
     integers and text are encoded here and inserted on a writer thread (one JSON statement
