@@ -69,7 +69,7 @@ def read_rows(
         scan_file(feed, version.path, name, context, log, scan, sink=lambda rows: None)
         return context
     columns = [column.name for column in feed.target.columns]
-    with bulk_writer(conn, feed.target, columns, overlap=True) as write:
+    with bulk_writer(conn, feed.target, columns) as write:
         scan_file(
             feed,
             version.path,

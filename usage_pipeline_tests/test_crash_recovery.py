@@ -62,8 +62,8 @@ def test_crash_mid_load_leaves_nothing_and_rerun_matches(
     calls = {"n": 0}
 
     @contextmanager
-    def crash_on_second_chunk(conn, table, columns, **options):  # type: ignore[no-untyped-def]
-        with real_writer(conn, table, columns, **options) as write:
+    def crash_on_second_chunk(conn, table, columns):  # type: ignore[no-untyped-def]
+        with real_writer(conn, table, columns) as write:
 
             def crashing_write(frame):  # type: ignore[no-untyped-def]
                 calls["n"] += 1

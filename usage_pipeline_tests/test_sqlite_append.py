@@ -121,7 +121,7 @@ def test_every_value_as_executemany_stores_it(
     large = _frame(40, clean)  # 6 slices of at most 7 rows, on the writer thread
     small = _frame(3, ["small"])  # under the threshold: executemany, after the slices
     with_nul = _frame(6, ["a\x00b", "c"])  # JSON cannot carry it: executemany on the writer
-    with engine.begin() as conn, bulk_writer(conn, TABLE, COLUMNS, overlap=True) as write:
+    with engine.begin() as conn, bulk_writer(conn, TABLE, COLUMNS) as write:
         assert write(large) == 40
         assert write(small) == 3
         assert write(with_nul) == 6
@@ -134,14 +134,15 @@ def test_every_value_as_executemany_stores_it(
     ]
 
 
-def test_without_overlap_or_json_functions_every_frame_is_executemany(
+def test_other_columns_or_no_json_functions_mean_executemany(
     engine: sa.Engine, statements: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     frame = _frame(12_000, ["x", None])
+    nullable = frame.astype({"n": "Int64"})  # an extension dtype: not sent as JSON
     with engine.begin() as conn, bulk_writer(conn, TABLE, COLUMNS) as write:
-        write(frame)
+        write(nullable)
     monkeypatch.setattr(sqlite_append, "JSON_FUNCTIONS", False)
-    with engine.begin() as conn, bulk_writer(conn, TABLE, COLUMNS, overlap=True) as write:
+    with engine.begin() as conn, bulk_writer(conn, TABLE, COLUMNS) as write:
         write(frame)
     main = threading.main_thread().name
     assert statements == [f"executemany {main}"] * 2
@@ -156,7 +157,7 @@ def test_an_error_on_the_writer_reaches_the_caller_and_nothing_is_kept(
     with (
         pytest.raises(sa.exc.IntegrityError, match="NOT NULL"),
         engine.begin() as conn,
-        bulk_writer(conn, TABLE, COLUMNS, overlap=True) as write,
+        bulk_writer(conn, TABLE, COLUMNS) as write,
     ):
         write(_frame(4, ["ok"]))
         write(broken)  # written on the writer thread: its error comes at the exit
@@ -171,7 +172,7 @@ def test_the_callers_error_waits_for_the_writer_before_the_rollback(
     with (
         pytest.raises(RuntimeError, match="rejected mid-file"),
         engine.begin() as conn,
-        bulk_writer(conn, TABLE, COLUMNS, overlap=True) as write,
+        bulk_writer(conn, TABLE, COLUMNS) as write,
     ):
         write(_frame(30_000, ["a", "b"]))
         raise RuntimeError("rejected mid-file")

@@ -8,22 +8,20 @@ from contextlib import contextmanager
 import pandas as pd
 import sqlalchemy as sa
 
-from usage_pipeline.warehouse.sqlite_append import overlapped_appender
+from usage_pipeline.warehouse.sqlite_append import insert_head, overlapped_appender
 
 Writer = Callable[[pd.DataFrame], int]
 
 
 @contextmanager
-def bulk_writer(
-    conn: sa.Connection, table: sa.Table, columns: list[str], *, overlap: bool = False
-) -> Iterator[Writer]:
+def bulk_writer(conn: sa.Connection, table: sa.Table, columns: list[str]) -> Iterator[Writer]:
     """A writer appending DataFrames (with exactly ``columns``) inside the caller's transaction.
 
     On PostgreSQL one ``COPY … FROM STDIN (FORMAT csv)`` stays open for every frame written,
-    so the server ingests one chunk while the client prepares the next. On SQLite, with
-    ``overlap`` (a file read chunk by chunk), large frames are written on a writer thread
-    while the caller reads the next (:mod:`usage_pipeline.warehouse.sqlite_append`).
-    Nothing else may be executed on ``conn`` until the context exits.
+    so the server ingests one chunk while the client prepares the next. On SQLite large
+    frames are written on a writer thread while the caller prepares the next, small ones
+    by ``executemany`` (:mod:`usage_pipeline.warehouse.sqlite_append`). Nothing else may be
+    executed on ``conn`` until the context exits.
     """
     if conn.dialect.name == "postgresql":
         from psycopg import sql
@@ -41,20 +39,13 @@ def bulk_writer(
 
             yield write_copy
         return
-    preparer = conn.dialect.identifier_preparer
-    insert = (
-        f"INSERT INTO {preparer.quote(table.name)} ({', '.join(map(preparer.quote, columns))})"
-        f" VALUES ({', '.join('?' for _ in columns)})"
-    )
+    insert = f"{insert_head(conn, table, columns)} VALUES ({', '.join('?' for _ in columns)})"
 
     def write_rows(frame: pd.DataFrame) -> int:
         if len(frame):
             conn.exec_driver_sql(insert, _python_rows(frame, columns))
         return len(frame)
 
-    if not overlap:
-        yield write_rows
-        return
     with overlapped_appender(conn, table, columns, write_rows) as write:
         yield write
 

@@ -1,5 +1,6 @@
-"""SQLite appends that overlap with reading the file: a large frame goes in as one
-statement, written on a writer thread while the caller reads and validates the next chunk.
+"""SQLite appends that overlap with preparing the next frame: a large frame goes in as one
+statement, written on a writer thread while the caller reads and validates the next chunk
+of its file.
 
 The statement carries the frame's rows as one JSON array, unpacked by ``json_each``; SQLite
 runs it without Python's GIL, so both cores work. ``executemany`` would not do: it takes the
@@ -61,14 +62,16 @@ def json_rows(frame: pd.DataFrame, columns: list[str]) -> str | None:
     return None if "\\u0000" in text else text
 
 
+def insert_head(conn: sa.Connection, table: sa.Table, columns: list[str]) -> str:
+    """``INSERT INTO table (columns)``, names quoted for the connection's dialect."""
+    quote = conn.dialect.identifier_preparer.quote
+    return f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))})"
+
+
 def json_insert(conn: sa.Connection, table: sa.Table, columns: list[str]) -> str:
     """``INSERT`` of ``columns`` from the JSON array bound to its one parameter."""
-    quote = conn.dialect.identifier_preparer.quote
     values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
-    return (
-        f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))})"
-        f" SELECT {values} FROM json_each(?)"
-    )
+    return f"{insert_head(conn, table, columns)} SELECT {values} FROM json_each(?)"
 
 
 class _Writer:
